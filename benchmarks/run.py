@@ -1,0 +1,73 @@
+"""memsim speed benchmark: simulated requests per wall second on the reference traces.
+
+Usage::
+
+    python benchmarks/run.py            # all reference configurations and traces
+    python benchmarks/run.py --quick    # 1/8 of each trace (a smoke run)
+
+Prints one row per (configuration, trace): wall time of the replay (after JIT warm-up), simulated
+requests per second, wall time per simulated microsecond, and the reference simulators' speed on the same
+trace (``req_per_wall_s`` of the reference table, whole-process wall time on a 2-core machine) with the
+speed-up. The JIT warm-up (compiling or loading the cached kernels) is timed and printed separately.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from memsim.config import get_preset
+from memsim.dram.engine import DramEngine, Requests
+from memsim.traces import synthetic
+from memsim.validate.catalogue import dram_cases
+
+BENCH_PRESETS = ("DRAMSim3_HBM2_8Gb_x128", "Ramulator2_HBM2_4Gb_2000Mbps_8ch",
+                 "Ramulator2_HBM3_8Gb_8hi_6400Mbps_16ch", "DRAMSim3_DDR4_8Gb_x8_2400",
+                 "Ramulator2_DDR4_8Gb_x8_2400U")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="replay 1/8 of each trace")
+    ap.add_argument("--presets", nargs="*", default=list(BENCH_PRESETS))
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    warm = DramEngine(get_preset(args.presets[0]))
+    a, w = synthetic.seq(1024)
+    warm.run(Requests(a, w))
+    print(f"JIT warm-up (compile or load cached kernels): {time.perf_counter() - t0:.2f} s\n")
+
+    ref = {}
+    for c in dram_cases():
+        ref[(c.preset, c.trace)] = c.reference_req_per_s
+    traces = ["seq", "rand", "mix2:1", "gemv", "rand-unloaded(QD1,20k)"]
+    hdr = (f"{'configuration':40s} {'trace':24s} {'requests':>9s} {'wall s':>7s} {'M req/s':>8s} "
+           f"{'ns/req':>7s} {'ref M req/s':>11s} {'speed-up':>8s}")
+    print(hdr)
+    print("-" * len(hdr))
+    total_req = total_wall = 0.0
+    for preset in args.presets:
+        eng = DramEngine(get_preset(preset))
+        for tr in traces:
+            addr, is_write = synthetic.REFERENCE_TRACES[tr]()
+            if args.quick:
+                addr, is_write = addr[: len(addr) // 8], is_write[: len(addr) // 8]
+            qd = 1 if tr.startswith("rand-unloaded") else 0
+            t1 = time.perf_counter()
+            eng.run(Requests(addr, is_write), queue_depth=qd)
+            wall = time.perf_counter() - t1
+            rate = len(addr) / wall
+            r = ref.get((preset, tr), 0.0)
+            sp = f"{rate / r:7.1f}x" if r else "       -"
+            print(f"{preset:40s} {tr:24s} {len(addr):9,d} {wall:7.2f} {rate / 1e6:8.2f} "
+                  f"{1e9 / rate:7.0f} {r / 1e6:11.3f} {sp}")
+            total_req += len(addr)
+            total_wall += wall
+            sys.stdout.flush()
+    print(f"\nall: {total_req:,.0f} requests in {total_wall:.1f} s = {total_req / total_wall / 1e6:.2f} M req/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

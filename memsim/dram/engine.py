@@ -1,0 +1,302 @@
+"""Public entry point of the DRAM engine: validate inputs, decode addresses, run the kernel, report.
+
+``simulate(cfg, trace)`` replays a request trace (in memory or streamed from a file in chunks) through
+the kernel of ``kernel.py`` and returns a :class:`DramResult`. Everything the kernel needs is compiled
+from the frozen :class:`~memsim.config.schema.DramConfig` once per run.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..config.schema import DramConfig
+from ..errors import TraceError
+from . import kernel as K
+from .mapping import CompiledMapping, compile_mapping
+from .timing import (L_PC, L_RK, N_CMDS, N_LEVELS, P_REFLEVEL, P_REFRESH, P_REFI, P_REFIPB, P_TXPERREQ,
+                     REF_ALLBANK, REF_NONE, CompiledTiming, compile_timing)
+
+HIST_BINS = 1 << 16  # latency histogram: one bin per memory-clock cycle, the last bin is overflow
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(1, int(n - 1).bit_length())
+
+
+@dataclass
+class Requests:
+    """A batch of front-end requests (one cache line each).
+
+    addr : uint64 byte addresses; is_write : bool; arrival_ps : int64 or None (None = all available at 0).
+    """
+
+    addr: np.ndarray
+    is_write: np.ndarray
+    arrival_ps: np.ndarray | None = None
+
+
+class KernelState:
+    """All mutable arrays of one simulation; survives across chunks of a streamed trace."""
+
+    def __init__(self, cfg: DramConfig, ct: CompiledTiming, record_requests: int = 0):
+        org, ctl = cfg.organization, cfg.controller
+        par = ct.par
+        counts = [org.channels, org.pseudo_channels, org.ranks, org.bank_groups, org.banks_per_group]
+        nodes = np.cumprod(counts)  # nodes per level
+        self.lvl_base = np.concatenate([[0], np.cumsum(nodes)[:-1]]).astype(np.int64)
+        self.lvl_fan = np.array(counts, dtype=np.int64)
+        nbk = int(nodes[-1])
+        banks_under = nbk // nodes  # banks below one node of each level
+        b = np.arange(nbk, dtype=np.int64)
+        self.nob = np.stack([self.lvl_base[lv] + b // banks_under[lv] for lv in range(N_LEVELS)], axis=1)
+        self.nob = np.ascontiguousarray(self.nob)
+        self.nxt = np.zeros((int(nodes.sum()), N_CMDS), dtype=np.int64)
+        n_ranks = int(nodes[L_RK])
+        self.faw = np.full((n_ranks, 4), -(1 << 40), dtype=np.int64)
+        self.faw_pos = np.zeros(n_ranks, dtype=np.int64)
+        self.bank = np.zeros((nbk, K.N_B), dtype=np.int64)
+        self.bank[:, K.B_ROW] = -1
+        self.bank_stats = np.zeros((nbk, 2), dtype=np.int64)  # ACTs, column commands
+        banks_per_ch = nbk // org.channels
+        qmax = max(ctl.read_queue, ctl.write_queue, ctl.active_buffer, banks_per_ch * ctl.bank_queue_depth)
+        self.q = np.zeros((3, org.channels, qmax, K.N_F), dtype=np.int64)
+        self.qlen = np.zeros((3, org.channels), dtype=np.int64)
+        self.scratch = np.zeros((max(nbk, 1), 4), dtype=np.int64)  # per-scan notes per bank
+        self.chs = np.zeros((org.channels, K.N_C), dtype=np.int64)
+        # refresh units
+        if par[P_REFRESH] == REF_NONE:
+            n_units = 0
+        elif par[P_REFRESH] == REF_ALLBANK:
+            n_units = int(nodes[par[P_REFLEVEL]])
+        else:
+            n_units = n_ranks
+        interval = int(par[P_REFI] if par[P_REFRESH] == REF_ALLBANK else par[P_REFIPB])
+        self.ref = np.zeros((n_units, K.N_U), dtype=np.int64)
+        if n_units:
+            if ctl.refresh_stagger:
+                # DRAMSim3 staggers the refresh of the units (ranks) inside a channel over one interval;
+                # every channel runs the same schedule
+                per_ch = n_units // org.channels
+                self.ref[:, 0] = ((np.arange(n_units) % per_ch + 1) * interval) // per_ch
+            else:
+                self.ref[:, 0] = interval
+        bound = org.channels * (ctl.read_queue + ctl.write_queue) + org.channels * (int(par[K.P_CL] + par[K.P_BURST]) + 2)
+        self.ring = np.zeros((_pow2_at_least(2 * bound + 64), K.N_R), dtype=np.int64)
+        self.ring[:, K.R_REMAIN] = -1
+        self.ring[:, K.R_FREE] = np.arange(self.ring.shape[0])[::-1]  # stack of free slots, top last
+        self.fifo = np.zeros((_pow2_at_least(bound + 64), 2), dtype=np.int64)
+        self.hist = np.zeros((2, HIST_BINS + 1), dtype=np.int64)
+        self.S = np.zeros(K.N_S, dtype=np.int64)
+        self.S[K.S_FREE_TOP] = self.ring.shape[0]
+        self.S[K.S_REF_MIN] = int(self.ref[:, 0].min()) if n_units else int(K.INF)
+        self.out_done = np.full(record_requests, -1, dtype=np.int64)
+
+
+@dataclass
+class DramResult:
+    """What one replay measured. Times in ps unless the name says cycles; sizes in bytes."""
+
+    config_name: str
+    standard: str
+    requests: int
+    reads: int
+    writes: int
+    sim_time_ps: int
+    tck_ps: int
+    bytes_transferred: int
+    peak_bandwidth_bytes_per_s: float
+    read_latency_cycles: dict
+    write_latency_cycles: dict
+    row_hits: int
+    row_misses: int
+    row_conflicts: int
+    commands: dict
+    refreshes: int
+    refresh_cycles: int
+    forwarded_reads: int
+    per_channel: dict
+    per_bank: dict
+    energy_pj: dict
+    completion_cycles: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def bandwidth_bytes_per_s(self) -> float:
+        return self.bytes_transferred / (self.sim_time_ps * 1e-12) if self.sim_time_ps else 0.0
+
+    @property
+    def bandwidth_gbps(self) -> float:
+        """Bandwidth in GB/s (10^9 bytes per second)."""
+        return self.bandwidth_bytes_per_s / 1e9
+
+    @property
+    def fraction_of_peak(self) -> float:
+        return self.bandwidth_bytes_per_s / self.peak_bandwidth_bytes_per_s
+
+    @property
+    def row_hit_rate(self) -> float:
+        n = self.row_hits + self.row_misses + self.row_conflicts
+        return self.row_hits / n if n else 0.0
+
+    @property
+    def avg_read_latency_ns(self) -> float:
+        return self.read_latency_cycles["mean"] * self.tck_ps / 1000.0
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "completion_cycles"}
+        d.update(bandwidth_GBps=self.bandwidth_gbps, fraction_of_peak=self.fraction_of_peak,
+                 row_hit_rate=self.row_hit_rate, avg_read_latency_ns=self.avg_read_latency_ns,
+                 sim_time_us=self.sim_time_ps / 1e6)
+        return d
+
+
+def _latency_summary(hist: np.ndarray, total: int, count: int, mx: int) -> dict:
+    if count == 0:
+        return {"count": 0, "mean": 0.0, "p50": 0, "p95": 0, "p99": 0, "max": 0}
+    cdf = np.cumsum(hist)
+
+    def pct(p: float) -> int:
+        return int(np.searchsorted(cdf, math.ceil(p * count)))
+
+    return {"count": int(count), "mean": total / count, "p50": pct(0.50), "p95": pct(0.95),
+            "p99": pct(0.99), "max": int(mx)}
+
+
+def _chunks(requests: Requests | Iterable[Requests]) -> Iterator[Requests]:
+    if isinstance(requests, Requests):
+        yield requests
+    else:
+        yield from requests
+
+
+class DramEngine:
+    """Compiled form of one :class:`DramConfig`: decode addresses and replay request streams.
+
+    Parameters
+    ----------
+    cfg : DramConfig
+    """
+
+    def __init__(self, cfg: DramConfig):
+        self.cfg = cfg
+        self.timing = compile_timing(cfg)
+        self.mapping: CompiledMapping = compile_mapping(cfg.mapping, cfg.organization)
+        org = cfg.organization
+        self.tx_per_req = int(self.timing.par[P_TXPERREQ])
+        self.capacity = org.capacity_bytes
+
+    def decode(self, addr: np.ndarray, source: str | None = None, first_line: int = 1):
+        """Split line requests into transactions and decode them. Returns (ch, bank, row, tx_addr)."""
+        org = self.cfg.organization
+        addr = np.asarray(addr, dtype=np.uint64)
+        if addr.size and int(addr.max()) >= self.capacity:
+            bad = int(np.argmax(addr >= np.uint64(self.capacity)))
+            raise TraceError(f"address {int(addr[bad]):#x} is beyond the device capacity "
+                             f"({self.capacity:#x} bytes) of {self.cfg.name}", file=source, line=first_line + bad)
+        line = np.uint64(self.cfg.line_bytes)
+        base = (addr // line) * line
+        tx = (base[:, None] + (np.arange(self.tx_per_req, dtype=np.uint64) * np.uint64(org.transaction_bytes))[None, :])
+        tx = tx.reshape(-1)
+        f = self.mapping.decode(tx)
+        pc = f["ch"] * org.pseudo_channels + f["pc"]
+        rk = pc * org.ranks + f["ra"]
+        bg = rk * org.bank_groups + f["bg"]
+        bank = bg * org.banks_per_group + f["ba"]
+        return (np.ascontiguousarray(f["ch"]), np.ascontiguousarray(bank), np.ascontiguousarray(f["ro"]),
+                (tx >> np.uint64(self.mapping.offset_bits)).astype(np.int64))
+
+    def run(self, requests: Requests | Iterable[Requests], *, queue_depth: int = 0,
+            record_requests: int = 0, source: str | None = None) -> DramResult:
+        """Replay requests; see :func:`simulate`."""
+        cfg, ct = self.cfg, self.timing
+        st = KernelState(cfg, ct, record_requests)
+        n_total = n_writes = 0
+        it = _chunks(requests)
+        chunk = next(it, None)
+        if chunk is None:
+            raise TraceError("the trace holds no requests", file=source)
+        first_line = 1
+        while chunk is not None:
+            nxt_chunk = next(it, None)
+            n = int(np.asarray(chunk.addr).shape[0])
+            ch, bank, row, txa = self.decode(chunk.addr, source, first_line)
+            w = np.ascontiguousarray(np.asarray(chunk.is_write, dtype=np.uint8))
+            if chunk.arrival_ps is not None:
+                arr = -(-np.asarray(chunk.arrival_ps, dtype=np.int64) // ct.tck_ps)
+            else:
+                arr = np.zeros(n, dtype=np.int64)
+            final = nxt_chunk is None
+            got = K.run_chunk(ct.par, ct.rules, st.nob, st.lvl_base, st.lvl_fan,
+                              ch, bank, row, txa, w, arr, int(queue_depth), final,
+                              st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.q, st.qlen, st.chs, st.ref,
+                              st.ring, st.fifo, st.hist, st.out_done, st.bank_stats, st.scratch)
+            if got != n:  # pragma: no cover - a kernel bug, not a user error
+                raise RuntimeError(f"kernel accepted {got} of {n} requests")
+            n_total += n
+            n_writes += int(w.sum())
+            first_line += n
+            chunk = nxt_chunk
+        return self._result(st, n_total, n_writes)
+
+    def _result(self, st: KernelState, n: int, n_writes: int) -> DramResult:
+        cfg, ct, S = self.cfg, self.timing, st.S
+        done = int(S[K.S_DONE_READS] + S[K.S_DONE_WRITES])
+        if done != n or int(S[K.S_OUTSTANDING]) != 0 or int(S[K.S_QUEUED]) != 0:
+            raise RuntimeError(f"request accounting failed: {n} requests, {done} completed, "
+                               f"{int(S[K.S_OUTSTANDING])} outstanding, {int(S[K.S_QUEUED])} queued")
+        chs = st.chs
+        org = cfg.organization
+        sim_cycles = int(S[K.S_LAST_DONE])
+        cmds = {"ACT": int(chs[:, K.C_ACT].sum()), "PRE": int(chs[:, K.C_PRE].sum()),
+                "RD": int(chs[:, K.C_RD].sum()), "WR": int(chs[:, K.C_WR].sum()),
+                "REF": int(chs[:, K.C_REF].sum())}
+        bl = ct.burst_cycles
+        busy = (chs[:, K.C_RD] + chs[:, K.C_WR]) * bl / max(1, org.pseudo_channels)
+        e = cfg.energy
+        tbits = org.transaction_bytes * 8
+        energy = {
+            "activate": cmds["ACT"] * e.act_pj,
+            "read": cmds["RD"] * tbits * e.read_pj_per_bit,
+            "write": cmds["WR"] * tbits * e.write_pj_per_bit,
+            "refresh": cmds["REF"] * e.refresh_pj,
+            "background": e.background_mw_per_channel * org.channels * sim_cycles * ct.tck_ps * 1e-12 * 1e9,
+        }
+        energy["total"] = sum(energy.values())
+        out = st.out_done.copy() if st.out_done.size else None
+        return DramResult(
+            config_name=cfg.name, standard=cfg.standard, requests=n, reads=n - n_writes, writes=n_writes,
+            sim_time_ps=sim_cycles * ct.tck_ps, tck_ps=ct.tck_ps, bytes_transferred=n * cfg.line_bytes,
+            peak_bandwidth_bytes_per_s=cfg.peak_bandwidth_bytes_per_s,
+            read_latency_cycles=_latency_summary(st.hist[0], int(S[K.S_LAT_SUM_R]), int(S[K.S_DONE_READS]),
+                                                 int(S[K.S_LAT_MAX_R])),
+            write_latency_cycles=_latency_summary(st.hist[1], int(S[K.S_LAT_SUM_W]), int(S[K.S_DONE_WRITES]),
+                                                  int(S[K.S_LAT_MAX_W])),
+            row_hits=int(chs[:, K.C_HIT].sum()), row_misses=int(chs[:, K.C_MISS].sum()),
+            row_conflicts=int(chs[:, K.C_CONF].sum()), commands=cmds, refreshes=cmds["REF"],
+            refresh_cycles=int(S[K.S_REF_CYCLES]), forwarded_reads=int(chs[:, K.C_FWD].sum()),
+            per_channel={"data_bus_utilisation": (busy / max(1, sim_cycles)).tolist(),
+                         "reads": chs[:, K.C_RD].tolist(), "writes": chs[:, K.C_WR].tolist(),
+                         "activates": chs[:, K.C_ACT].tolist()},
+            per_bank={"activates": st.bank_stats[:, 0].tolist(), "column_commands": st.bank_stats[:, 1].tolist(),
+                      "utilisation": (st.bank_stats[:, 1] * bl / max(1, sim_cycles)).tolist()},
+            energy_pj=energy, completion_cycles=out)
+
+
+def simulate(cfg: DramConfig, requests: Requests | Iterable[Requests], *, queue_depth: int = 0,
+             record_requests: int = 0, source: str | None = None) -> DramResult:
+    """Replay a request stream through one DRAM device.
+
+    Parameters
+    ----------
+    cfg : DramConfig
+    requests : Requests or an iterable of Requests chunks (streamed; bounded memory).
+    queue_depth : int
+        Maximum outstanding requests at the front end (1 = unloaded latency); 0 = unlimited (saturating).
+    record_requests : int
+        Keep the completion cycle of the first ``record_requests`` requests (for tests and small traces).
+    source : str, optional
+        File name used in error messages.
+    """
+    return DramEngine(cfg).run(requests, queue_depth=queue_depth, record_requests=record_requests, source=source)

@@ -1,0 +1,728 @@
+"""The DRAM timing kernel: an event-driven, command-level memory-controller model over NumPy arrays.
+
+One call replays one chunk of requests (already split into transactions and decoded into bank, row and
+channel) through the per-channel controllers and returns when every request of the chunk has been
+accepted (or, for the final chunk, when every request has completed). All state lives in the arrays of
+:class:`KernelState`, so a trace of any length streams through in bounded memory.
+
+What is modelled
+----------------
+* Per channel: a read queue and a write queue of transactions, write-drain mode with high/low watermarks,
+  and three schedulers: ``frfcfs`` (ready row hits first, then the oldest ready command), ``first-ready``
+  (the oldest request whose next command is ready, of any kind) and ``fcfs`` (the oldest request only).
+  At most one command per cycle per channel, or one row and one column command with separate buses.
+* Per bank: open row, ACT/PRE/RD/WR timing from the rule table (``timing.py``), tFAW as a 4-entry window
+  per rank; open, closed (auto-precharge when no queued request hits the row) and timeout row policies;
+  an optional guard that never precharges a row that a queued request still hits.
+* Refresh: all-bank per rank or per pseudo-channel, or per-bank round robin; a due refresh closes the
+  unit's banks at the earliest legal precharge and blocks activation for tRFC.
+* The front end offers requests strictly in order with head-of-line blocking, optionally limited by an
+  arrival time or a maximum number of outstanding requests (QD mode).
+
+What is simplified
+------------------
+* The precharge-all and refresh commands do not occupy a command-bus slot.
+* Time does not advance cycle by cycle: a channel is re-examined at the next cycle after it issued a
+  command, otherwise at the earliest cycle at which any of its queued requests could issue.
+* A read that finds a pending write to the same transaction address is answered at once from the write
+  queue (no DRAM access), as both reference simulators do.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .timing import (
+    ACT, PRE, RD, L_BK, L_RK, N_LEVELS,
+    P_NCH, P_CL, P_BURST, P_RP, P_RFC, P_RFCPB, P_REFI, P_REFIPB, P_FAW, P_RQ, P_WQ, P_WHI, P_WLO,
+    P_SCHED, P_CAP, P_ROWPOL, P_TIMEOUT, P_REFRESH, P_SEPBUS, P_POSTED, P_FWD, P_GUARD,
+    P_TXPERREQ, P_ACTBUF, P_BQD, ROW_CLOSED, ROW_TIMEOUT, REF_ALLBANK, SCHED_FCFS, SCHED_FIRST_READY,
+)
+
+INF = np.int64(1) << np.int64(62)
+
+# queues per channel: 0 read buffer, 1 write buffer, 2 active buffer / per-bank command queues
+Q_READ, Q_WRITE, Q_CMD = 0, 1, 2
+# queue entry fields
+F_BANK, F_ROW, F_ADDR, F_SLOT, F_FLAGS, F_WRITE = 0, 1, 2, 3, 4, 5
+N_F = 6
+FLAG_ACT, FLAG_PRE = 1, 2
+
+# per-bank state fields: open row (-1 closed), last activity cycle, queued entries that hit the open row
+# (one count per queue), column accesses since the last ACT, entries of the bank in queue 2
+B_ROW, B_LAST, B_HP0, B_HP1, B_HP2, B_STREAK, B_N2 = 0, 1, 2, 3, 4, 5, 6
+N_B = 7
+
+# per-channel state fields
+(C_WMODE, C_WAKE, C_ACT, C_PRE, C_RD, C_WR, C_HIT, C_MISS, C_CONF, C_REF, C_FWD, C_RR) = range(12)
+N_C = 12
+
+# scalar state
+(S_T, S_NEXT_GID, S_OUTSTANDING, S_FIFO_HEAD, S_FIFO_TAIL, S_FE_BLOCK, S_FE_RETRY, S_REF_MIN,
+ S_LAST_DONE, S_DONE_READS, S_DONE_WRITES, S_LAT_SUM_R, S_LAT_SUM_W, S_LAT_MAX_R, S_LAT_MAX_W,
+ S_REF_CYCLES, S_SCAN_ID, S_ACCEPTED, S_QUEUED, S_FREED, S_FREE_TOP) = range(21)
+N_S = 21
+
+FE_NONE, FE_QUEUE, FE_ARRIVAL, FE_QD = 0, 1, 2, 3
+
+# request ring fields
+R_ACCEPT, R_REMAIN, R_DONE, R_WRITE, R_GID, R_FREE = 0, 1, 2, 3, 4, 5
+N_R = 6  # column R_FREE is not a field of the row: it stores the stack of free slots
+
+# refresh unit fields: next due cycle, next bank (per-bank refresh), pending flag
+U_DUE, U_NEXT_BANK, U_PENDING = 0, 1, 2
+N_U = 3
+
+
+@njit(cache=True, inline="always")
+def _ready(nxt, nob, b, cmd):
+    r = nxt[nob[b, 0], cmd]
+    for lv in range(1, N_LEVELS):
+        v = nxt[nob[b, lv], cmd]
+        if v > r:
+            r = v
+    return r
+
+
+@njit(cache=True)
+def _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, cmd, t):
+    for k in range(rules.shape[0]):
+        if rules[k, 0] != cmd:
+            continue
+        lv = rules[k, 2]
+        nt = t + rules[k, 3]
+        node = nob[b, lv]
+        nc = rules[k, 1]
+        if rules[k, 4] == 0:
+            if nxt[node, nc] < nt:
+                nxt[node, nc] = nt
+        else:
+            fan = lvl_fan[lv]
+            first = lvl_base[lv] + ((node - lvl_base[lv]) // fan) * fan
+            for s in range(first, first + fan):
+                if s != node and nxt[s, nc] < nt:
+                    nxt[s, nc] = nt
+
+
+@njit(cache=True)
+def _complete_request(S, ring, hist, out_done, slot, done):
+    lat = done - ring[slot, R_ACCEPT]
+    w = ring[slot, R_WRITE]
+    h = hist.shape[1] - 1
+    hist[w, lat if lat < h else h] += 1
+    if w == 0:
+        S[S_DONE_READS] += 1
+        S[S_LAT_SUM_R] += lat
+        if lat > S[S_LAT_MAX_R]:
+            S[S_LAT_MAX_R] = lat
+    else:
+        S[S_DONE_WRITES] += 1
+        S[S_LAT_SUM_W] += lat
+        if lat > S[S_LAT_MAX_W]:
+            S[S_LAT_MAX_W] = lat
+    gid = ring[slot, R_GID]
+    if gid < out_done.shape[0]:
+        out_done[gid] = done
+    if done > S[S_LAST_DONE]:
+        S[S_LAST_DONE] = done
+    S[S_OUTSTANDING] -= 1
+    ring[slot, R_REMAIN] = -1
+    ring[S[S_FREE_TOP], R_FREE] = slot
+    S[S_FREE_TOP] += 1
+
+
+@njit(cache=True)
+def _tx_done(S, ring, hist, out_done, slot, done):
+    if slot < 0:
+        return
+    if done > ring[slot, R_DONE]:
+        ring[slot, R_DONE] = done
+    ring[slot, R_REMAIN] -= 1
+    if ring[slot, R_REMAIN] == 0:
+        _complete_request(S, ring, hist, out_done, slot, ring[slot, R_DONE])
+
+
+@njit(cache=True)
+def _close_bank(nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t):
+    """Precharge bank ``b`` at ``pre_t`` (auto-precharge or timeout)."""
+    _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, PRE, pre_t)
+    bank[b, B_ROW] = -1
+    bank[b, B_HP0] = 0
+    bank[b, B_HP1] = 0
+    bank[b, B_HP2] = 0
+    chs[c, C_PRE] += 1
+
+
+@njit(cache=True)
+def _count_hits(q, qlen, qq, c, b, row):
+    n = 0
+    for i in range(qlen[qq, c]):
+        if q[qq, c, i, F_BANK] == b and q[qq, c, i, F_ROW] == row:
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t):
+    """Lazily apply the timeout row policy to bank ``b`` as of cycle ``t``."""
+    if bank[b, B_ROW] < 0 or bank[b, B_HP0] + bank[b, B_HP1] + bank[b, B_HP2] > 0:
+        return
+    close_t = bank[b, B_LAST] + par[P_TIMEOUT]
+    if close_t > t:
+        return
+    r = _ready(nxt, nob, b, PRE)
+    if r > close_t:
+        close_t = r
+    if close_t <= t:
+        _close_bank(nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, close_t)
+
+
+@njit(cache=True)
+def _unit_banks(par, ref, u, banks_per_unit):
+    if par[P_REFRESH] == REF_ALLBANK:
+        return u * banks_per_unit, (u + 1) * banks_per_unit
+    b0 = u * banks_per_unit + ref[u, U_NEXT_BANK]
+    return b0, b0 + 1
+
+
+@njit(cache=True)
+def _do_refresh(par, nxt, nob, bank, chs, ref, S, u, c, t, banks_per_unit):
+    """Refresh unit ``u`` now: close its banks at the earliest legal precharge, then block ACT for tRFC."""
+    b0, b1 = _unit_banks(par, ref, u, banks_per_unit)
+    if par[P_REFRESH] == REF_ALLBANK:
+        dur = par[P_RFC]
+        interval = par[P_REFI]
+    else:
+        ref[u, U_NEXT_BANK] = (ref[u, U_NEXT_BANK] + 1) % banks_per_unit
+        dur = par[P_RFCPB]
+        interval = par[P_REFIPB]
+    start = t
+    any_open = False
+    for b in range(b0, b1):
+        if bank[b, B_ROW] >= 0:
+            any_open = True
+            r = _ready(nxt, nob, b, PRE)
+            if r > start:
+                start = r
+    ref_t = start + par[P_RP] if any_open else start
+    for b in range(b0, b1):
+        r = nxt[nob[b, L_BK], ACT]  # tRC / tRP of earlier commands still hold for REF
+        if r > ref_t:
+            ref_t = r
+    end = ref_t + dur
+    for b in range(b0, b1):
+        bank[b, B_ROW] = -1
+        bank[b, B_HP0] = 0
+        bank[b, B_HP1] = 0
+        bank[b, B_HP2] = 0
+        node = nob[b, L_BK]
+        if nxt[node, ACT] < end:
+            nxt[node, ACT] = end
+    if any_open:
+        chs[c, C_PRE] += 1
+    chs[c, C_REF] += 1
+    S[S_REF_CYCLES] += end - t
+    ref[u, U_DUE] += interval
+    ref[u, U_PENDING] = 0
+
+
+@njit(cache=True)
+def _remove(q, qlen, qq, c, e):
+    n = qlen[qq, c]
+    for i in range(e, n - 1):
+        for f in range(N_F):
+            q[qq, c, i, f] = q[qq, c, i + 1, f]
+    qlen[qq, c] = n - 1
+
+
+@njit(cache=True)
+def _move(q, qlen, src, dst, c, e, bank):
+    """Move entry ``e`` of queue ``src`` to the end of queue ``dst`` (keeping hit counts right)."""
+    n = qlen[dst, c]
+    for f in range(N_F):
+        q[dst, c, n, f] = q[src, c, e, f]
+    qlen[dst, c] = n + 1
+    b = q[src, c, e, F_BANK]
+    if bank[b, B_ROW] == q[src, c, e, F_ROW]:
+        bank[b, B_HP0 + src] -= 1
+        bank[b, B_HP0 + dst] += 1
+    if dst == Q_CMD:
+        bank[b, B_N2] += 1
+    _remove(q, qlen, src, c, e)
+
+
+@njit(cache=True, inline="always")
+def _entry_cmd(bank, q, qq, c, e):
+    """The next command entry ``e`` needs: RD/WR (row hit), ACT (bank closed) or PRE (row conflict)."""
+    b = q[qq, c, e, F_BANK]
+    orow = bank[b, B_ROW]
+    if orow == q[qq, c, e, F_ROW]:
+        return RD + q[qq, c, e, F_WRITE]
+    if orow < 0:
+        return ACT
+    return PRE
+
+
+@njit(cache=True, inline="always")
+def _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, b, cmd):
+    r = _ready(nxt, nob, b, cmd)
+    if cmd == ACT:
+        rk = nob[b, L_RK] - lvl_base[L_RK]
+        fw = faw[rk, faw_pos[rk]] + par[P_FAW]
+        if fw > r:
+            r = fw
+    return r
+
+
+@njit(cache=True)
+def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, q, qlen, chs, S, ring, hist,
+               out_done, fifo, c, qq, e, t):
+    b = q[qq, c, e, F_BANK]
+    w = q[qq, c, e, F_WRITE]
+    _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, RD + w, t)
+    flags = q[qq, c, e, F_FLAGS]
+    if flags & FLAG_PRE:
+        chs[c, C_CONF] += 1
+    elif flags & FLAG_ACT:
+        chs[c, C_MISS] += 1
+    else:
+        chs[c, C_HIT] += 1
+    chs[c, C_RD + w] += 1
+    bank[b, B_HP0 + qq] -= 1
+    bank[b, B_STREAK] += 1
+    bank[b, B_LAST] = t
+    bank_stats[b, 1] += 1
+    slot = q[qq, c, e, F_SLOT]
+    if w == 0:
+        fifo_mask = fifo.shape[0] - 1
+        tl = S[S_FIFO_TAIL]
+        fifo[tl & fifo_mask, 0] = t + par[P_CL] + par[P_BURST]
+        fifo[tl & fifo_mask, 1] = slot
+        S[S_FIFO_TAIL] = tl + 1
+    else:
+        _tx_done(S, ring, hist, out_done, slot, t)
+    if qq == Q_CMD:
+        bank[b, B_N2] -= 1
+    _remove(q, qlen, qq, c, e)
+    S[S_QUEUED] -= 1
+    if qq != Q_CMD or par[P_BQD] > 0:
+        S[S_FREED] = 1
+    if par[P_ROWPOL] == ROW_CLOSED and bank[b, B_HP0] + bank[b, B_HP1] + bank[b, B_HP2] == 0:
+        pre_t = _ready(nxt, nob, b, PRE)
+        if pre_t < t:
+            pre_t = t
+        _close_bank(nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t)
+
+
+@njit(cache=True)
+def _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank_stats, q, qlen, chs, S,
+               c, qq, e, cmd, t):
+    b = q[qq, c, e, F_BANK]
+    if cmd == ACT:
+        row = q[qq, c, e, F_ROW]
+        _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, ACT, t)
+        rk = nob[b, L_RK] - lvl_base[L_RK]
+        faw[rk, faw_pos[rk]] = t
+        faw_pos[rk] = (faw_pos[rk] + 1) & 3
+        bank[b, B_ROW] = row
+        bank[b, B_LAST] = t
+        bank[b, B_STREAK] = 0
+        q[qq, c, e, F_FLAGS] |= FLAG_ACT
+        chs[c, C_ACT] += 1
+        bank_stats[b, 0] += 1
+        if par[P_ACTBUF] > 0 and qq != Q_CMD and qlen[Q_CMD, c] < par[P_ACTBUF]:
+            # Ramulator 2: an activated request leaves the read/write buffer for the active buffer
+            bank[b, B_ROW] = -1  # so that _move does not adjust hit counts; recounted below
+            _move(q, qlen, qq, Q_CMD, c, e, bank)
+            bank[b, B_ROW] = row
+            S[S_FREED] = 1
+        bank[b, B_HP0] = _count_hits(q, qlen, 0, c, b, row)
+        bank[b, B_HP1] = _count_hits(q, qlen, 1, c, b, row)
+        bank[b, B_HP2] = _count_hits(q, qlen, 2, c, b, row)
+    else:
+        _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, PRE, t)
+        bank[b, B_ROW] = -1
+        bank[b, B_HP0] = 0
+        bank[b, B_HP1] = 0
+        bank[b, B_HP2] = 0
+        q[qq, c, e, F_FLAGS] |= FLAG_PRE
+        chs[c, C_PRE] += 1
+
+
+@njit(cache=True)
+def _update_write_mode(par, qlen, chs, c):
+    """Enter write-drain mode above the high watermark (or when no read waits); leave it below the low one."""
+    rl = qlen[Q_READ, c]
+    wl = qlen[Q_WRITE, c]
+    if chs[c, C_WMODE] != 0:
+        if wl == 0 or (wl < par[P_WLO] and rl > 0):
+            chs[c, C_WMODE] = 0
+    elif wl > 0 and (wl > par[P_WHI] or rl == 0):
+        chs[c, C_WMODE] = 1
+
+
+@njit(cache=True)
+def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, q, qlen, chs, ref, ring,
+              fifo, hist, out_done, bank_stats, scratch, c, t, units_per_ch, banks_per_unit, banks_per_ch):
+    """One controller decision for channel ``c`` at cycle ``t``. Returns the cycle to look again."""
+    sched = par[P_SCHED]
+    sep = par[P_SEPBUS] != 0
+    ab = par[P_ACTBUF] > 0
+    bq = par[P_BQD] > 0
+    cap = par[P_CAP]
+    rowpol = par[P_ROWPOL]
+    mn = INF
+    # ---- refresh waiting for this channel
+    ref_block = False
+    for u in range(c * units_per_ch, (c + 1) * units_per_ch):
+        if ref[u, U_PENDING] == 0:
+            continue
+        if ab:
+            b0, b1 = _unit_banks(par, ref, u, banks_per_unit)
+            busy = 0
+            for b in range(b0, b1):
+                busy += bank[b, B_N2]
+            if busy > 0:  # Ramulator 2 lets activated requests finish, and nothing else starts
+                ref_block = True
+                continue
+        _do_refresh(par, nxt, nob, bank, chs, ref, S, u, c, t, banks_per_unit)
+    if not ab:
+        _update_write_mode(par, qlen, chs, c)
+    qi = chs[c, C_WMODE]
+    col_q = -1
+    col_e = -1
+    row_q = -1
+    row_e = -1
+    row_cmd = -1
+    S[S_SCAN_ID] += 1
+    scan = S[S_SCAN_ID]
+    if bq:
+        # DRAMSim3: per-bank command queues, visited round robin; in each, the first ready command.
+        # A precharge is only considered at the head of its queue, and only when no queued request
+        # still hits the open row or the row has served ``cap`` hits already.
+        n2 = qlen[Q_CMD, c]
+        for e in range(n2):
+            b = q[Q_CMD, c, e, F_BANK]
+            lb = b - c * banks_per_ch
+            head = scratch[lb, 0] != scan
+            if head:
+                scratch[lb, 0] = scan
+                scratch[lb, 1] = -1
+                scratch[lb, 3] = -1
+            if rowpol == ROW_TIMEOUT:
+                _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
+            cmd = _entry_cmd(bank, q, Q_CMD, c, e)
+            if cmd == PRE:
+                if not head:
+                    continue
+                if bank[b, B_HP2] > 0 and not (cap > 0 and bank[b, B_STREAK] >= cap):
+                    continue
+            r = _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, b, cmd)
+            if r <= t:
+                if cmd >= RD:
+                    if scratch[lb, 1] < 0:
+                        scratch[lb, 1] = e
+                elif scratch[lb, 3] < 0:
+                    scratch[lb, 3] = e
+                    scratch[lb, 2] = cmd
+            elif r < mn:
+                mn = r
+        rr = chs[c, C_RR]
+        for k in range(banks_per_ch):
+            lb = (rr + k) % banks_per_ch
+            if scratch[lb, 0] != scan:
+                continue
+            ec = scratch[lb, 1]
+            er = scratch[lb, 3]
+            if sep:
+                if col_e < 0 and ec >= 0:
+                    col_q, col_e = Q_CMD, ec
+                if row_e < 0 and er >= 0:
+                    row_q, row_e, row_cmd = Q_CMD, er, scratch[lb, 2]
+                if col_e >= 0 and row_e >= 0:
+                    break
+            elif ec >= 0 or er >= 0:
+                if ec >= 0 and (er < 0 or ec < er):
+                    col_q, col_e = Q_CMD, ec
+                else:
+                    row_q, row_e, row_cmd = Q_CMD, er, scratch[lb, 2]
+                chs[c, C_RR] = (lb + 1) % banks_per_ch
+                break
+    else:
+        if ab:
+            # Ramulator 2: requests that already activated their row are served first
+            for e in range(qlen[Q_CMD, c]):
+                b = q[Q_CMD, c, e, F_BANK]
+                cmd = _entry_cmd(bank, q, Q_CMD, c, e)
+                if cmd == PRE:
+                    continue
+                r = _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, b, cmd)
+                if r <= t:
+                    if cmd >= RD:
+                        if col_e < 0:
+                            col_q, col_e = Q_CMD, e
+                    elif row_e < 0:
+                        row_q, row_e, row_cmd = Q_CMD, e, cmd
+                    if not sep or (col_e >= 0 and row_e >= 0):
+                        break
+                elif r < mn:
+                    mn = r
+        found = col_e >= 0 or row_e >= 0
+        if ab and not found:
+            # Ramulator 2 revisits the read/write mode only when no activated request was ready
+            _update_write_mode(par, qlen, chs, c)
+            qi = chs[c, C_WMODE]
+        if not ref_block and (not found or (sep and (col_e < 0 or row_e < 0))):
+            for e in range(qlen[qi, c]):
+                b = q[qi, c, e, F_BANK]
+                if rowpol == ROW_TIMEOUT:
+                    _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
+                cmd = _entry_cmd(bank, q, qi, c, e)
+                if cmd >= RD:
+                    if cap > 0 and bank[b, B_STREAK] >= cap and scratch[b - c * banks_per_ch, 0] == scan:
+                        continue  # FR-FCFS cap: an older miss to this bank has waited long enough
+                    if sep and col_e >= 0:
+                        continue
+                else:
+                    scratch[b - c * banks_per_ch, 0] = scan
+                    if sep and row_e >= 0:
+                        continue
+                    if cmd == PRE:
+                        if ab and bank[b, B_N2] > 0:
+                            continue  # never close a row an activated request is waiting for
+                        if par[P_GUARD] != 0 and bank[b, B_HP0 + qi] > 0 and not (cap > 0 and bank[b, B_STREAK] >= cap):
+                            continue
+                r = _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, b, cmd)
+                if r <= t:
+                    if cmd >= RD:
+                        if col_e < 0:
+                            col_q, col_e = qi, e
+                    elif row_e < 0:
+                        row_q, row_e, row_cmd = qi, e, cmd
+                    if sep:
+                        if col_e >= 0 and row_e >= 0:
+                            break
+                    elif sched == SCHED_FIRST_READY or col_e >= 0:
+                        break
+                elif r < mn:
+                    mn = r
+                if sched == SCHED_FCFS:
+                    break
+    issued = False
+    if col_e >= 0 and (sep or row_e < 0 or sched != SCHED_FIRST_READY or bq):
+        cb = q[col_q, c, col_e, F_BANK]
+        _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, q, qlen, chs, S, ring, hist,
+                   out_done, fifo, c, col_q, col_e, t)
+        if row_q == col_q and row_e > col_e:
+            row_e -= 1
+        issued = True
+        if row_e >= 0 and sep:
+            # the column command may have changed what the row candidate needs
+            rb = q[row_q, c, row_e, F_BANK]
+            if rb == cb:
+                if _entry_cmd(bank, q, row_q, c, row_e) != row_cmd:
+                    row_e = -1
+                elif _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, rb, row_cmd) > t:
+                    row_e = -1
+    if row_e >= 0 and (sep or not issued):
+        _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank_stats, q, qlen, chs, S,
+                   c, row_q, row_e, row_cmd, t)
+        issued = True
+    if bq:
+        # move one transaction into its bank's command queue (after issuing, as DRAMSim3 does)
+        src = qi
+        for e in range(qlen[src, c]):
+            b = q[src, c, e, F_BANK]
+            if bank[b, B_N2] < par[P_BQD]:
+                _move(q, qlen, src, Q_CMD, c, e, bank)
+                S[S_FREED] = 1
+                issued = True
+                break
+    if issued:
+        return t + 1
+    return mn
+
+
+@njit(cache=True)
+def run_chunk(par, rules, nob, lvl_base, lvl_fan,
+              tx_ch, tx_bank, tx_row, tx_addr, req_write, req_arrival, qd, final,
+              S, nxt, faw, faw_pos, bank, q, qlen, chs, ref, ring, fifo, hist, out_done, bank_stats, scratch):
+    """Replay one chunk of requests. Returns the number of requests of the chunk accepted.
+
+    Parameters
+    ----------
+    par, rules : int64 arrays from :func:`memsim.dram.timing.compile_timing`.
+    nob : int64[n_banks, 5], the node index of each bank at each level (channel ... bank).
+    lvl_base, lvl_fan : int64[5], first node index of each level and children per parent.
+    tx_ch, tx_bank, tx_row, tx_addr : int64[n_req * tx_per_req], decoded transactions, request-major.
+    req_write : uint8[n_req]; req_arrival : int64[n_req], arrival cycle (0 = available at once).
+    qd : int, maximum outstanding requests (0 = unlimited). final : bool, drain everything before return.
+    The remaining arguments are the mutable state arrays of :class:`memsim.dram.engine.KernelState`.
+    """
+    n_req = req_write.shape[0]
+    tx_per = par[P_TXPERREQ]
+    nch = par[P_NCH]
+    qcap0 = par[P_RQ]
+    qcap1 = par[P_WQ]
+    fifo_mask = fifo.shape[0] - 1
+    n_units = ref.shape[0]
+    banks_per_ch = bank.shape[0] // nch
+    units_per_ch = n_units // nch
+    banks_per_unit = bank.shape[0] // n_units if n_units > 0 else 1
+    i = 0
+    t = S[S_T]
+    while True:
+        # ---- 1. retire reads whose data returned in an earlier cycle (the front end sees a completion
+        #         one cycle after the data, as in the reference replays: QD1 issues back to back + 1 cycle)
+        while S[S_FIFO_HEAD] < S[S_FIFO_TAIL]:
+            h = S[S_FIFO_HEAD] & fifo_mask
+            if fifo[h, 0] >= t:
+                break
+            _tx_done(S, ring, hist, out_done, fifo[h, 1], fifo[h, 0])
+            S[S_FIFO_HEAD] += 1
+        # ---- 2. front end: accept requests in order until one is refused
+        S[S_FE_BLOCK] = FE_NONE
+        while i < n_req:
+            if req_arrival[i] > t:
+                S[S_FE_BLOCK] = FE_ARRIVAL
+                break
+            if qd > 0 and S[S_OUTSTANDING] >= qd:
+                S[S_FE_BLOCK] = FE_QD
+                break
+            w = req_write[i]
+            qcap = qcap1 if w else qcap0
+            ok = True
+            for k in range(tx_per):
+                c = tx_ch[i * tx_per + k]
+                need = 1
+                for k2 in range(k):
+                    if tx_ch[i * tx_per + k2] == c:
+                        need += 1
+                if qlen[w, c] + need > qcap:
+                    ok = False
+                    break
+            if not ok:
+                S[S_FE_BLOCK] = FE_QUEUE
+                S[S_FE_RETRY] = INF
+                break
+            if S[S_FREE_TOP] == 0:  # cannot happen: the ring holds more slots than can be in flight
+                S[S_FE_BLOCK] = FE_QD
+                break
+            gid = S[S_NEXT_GID]
+            S[S_FREE_TOP] -= 1
+            slot = ring[S[S_FREE_TOP], R_FREE]
+            ring[slot, R_ACCEPT] = t
+            ring[slot, R_REMAIN] = tx_per
+            ring[slot, R_DONE] = t
+            ring[slot, R_WRITE] = w
+            ring[slot, R_GID] = gid
+            S[S_NEXT_GID] += 1
+            S[S_OUTSTANDING] += 1
+            S[S_ACCEPTED] += 1
+            posted = w != 0 and par[P_POSTED] != 0
+            for k in range(tx_per):
+                x = i * tx_per + k
+                c = tx_ch[x]
+                b = tx_bank[x]
+                row = tx_row[x]
+                if w == 0 and par[P_FWD] != 0:
+                    hit_wq = False
+                    for j in range(qlen[Q_WRITE, c]):
+                        if q[Q_WRITE, c, j, F_ADDR] == tx_addr[x]:
+                            hit_wq = True
+                            break
+                    if not hit_wq and par[P_BQD] > 0:
+                        for j in range(qlen[Q_CMD, c]):
+                            if q[Q_CMD, c, j, F_WRITE] != 0 and q[Q_CMD, c, j, F_ADDR] == tx_addr[x]:
+                                hit_wq = True
+                                break
+                    if hit_wq:
+                        chs[c, C_FWD] += 1
+                        _tx_done(S, ring, hist, out_done, slot, t)
+                        continue
+                if par[P_ROWPOL] == ROW_TIMEOUT:
+                    _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
+                n = qlen[w, c]
+                q[w, c, n, F_BANK] = b
+                q[w, c, n, F_ROW] = row
+                q[w, c, n, F_ADDR] = tx_addr[x]
+                q[w, c, n, F_SLOT] = -1 if posted else slot
+                q[w, c, n, F_FLAGS] = 0
+                q[w, c, n, F_WRITE] = w
+                qlen[w, c] = n + 1
+                S[S_QUEUED] += 1
+                if bank[b, B_ROW] == row:
+                    bank[b, B_HP0 + w] += 1
+                chs[c, C_WAKE] = t
+            if posted and ring[slot, R_REMAIN] > 0:
+                ring[slot, R_REMAIN] = 1
+                _tx_done(S, ring, hist, out_done, slot, t)
+            i += 1
+        if i >= n_req and not final:
+            break  # the next chunk's requests are offered in this same cycle, before anything else happens
+        # ---- 3. refresh falling due
+        if n_units > 0 and S[S_REF_MIN] <= t:
+            m = INF
+            for u in range(n_units):
+                if ref[u, U_PENDING] == 0 and ref[u, U_DUE] <= t:
+                    ref[u, U_PENDING] = 1
+                    chs[u // units_per_ch, C_WAKE] = t
+                if ref[u, U_PENDING] == 0 and ref[u, U_DUE] < m:
+                    m = ref[u, U_DUE]
+            S[S_REF_MIN] = m
+        # ---- 4. controllers
+        S[S_FREED] = 0
+        refresh_done = False
+        for c in range(nch):
+            if chs[c, C_WAKE] > t:
+                continue
+            pend_before = 0
+            for u in range(c * units_per_ch, (c + 1) * units_per_ch):
+                pend_before += ref[u, U_PENDING]
+            chs[c, C_WAKE] = _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, q,
+                                       qlen, chs, ref, ring, fifo, hist, out_done, bank_stats, scratch,
+                                       c, t, units_per_ch, banks_per_unit, banks_per_ch)
+            pend_after = 0
+            for u in range(c * units_per_ch, (c + 1) * units_per_ch):
+                pend_after += ref[u, U_PENDING]
+            if pend_after > 0 and chs[c, C_WAKE] > t + 1:
+                chs[c, C_WAKE] = t + 1  # a waiting refresh is re-examined every cycle
+            if pend_after != pend_before:
+                refresh_done = True
+        if refresh_done:
+            m = INF
+            for u in range(n_units):
+                if ref[u, U_PENDING] == 0 and ref[u, U_DUE] < m:
+                    m = ref[u, U_DUE]
+            S[S_REF_MIN] = m
+        if S[S_FREED] != 0 and S[S_FE_BLOCK] == FE_QUEUE:
+            S[S_FE_RETRY] = t + 1
+        # ---- 5. done?
+        if i >= n_req and S[S_QUEUED] == 0 and S[S_FIFO_HEAD] == S[S_FIFO_TAIL]:
+            break
+        # ---- 6. next event time
+        nt = INF
+        for c in range(nch):
+            if chs[c, C_WAKE] < nt:
+                nt = chs[c, C_WAKE]
+        blk = S[S_FE_BLOCK]
+        if i < n_req:
+            if blk == FE_QUEUE:
+                if S[S_FE_RETRY] < nt:
+                    nt = S[S_FE_RETRY]
+            elif blk == FE_ARRIVAL:
+                if req_arrival[i] < nt:
+                    nt = req_arrival[i]
+        if (blk == FE_QD or (i >= n_req and S[S_QUEUED] == 0)) and S[S_FIFO_HEAD] < S[S_FIFO_TAIL]:
+            ft = fifo[S[S_FIFO_HEAD] & fifo_mask, 0] + 1
+            if ft < nt:
+                nt = ft
+        if nt >= INF:
+            break  # nothing can happen any more (only when the chunk is exhausted)
+        if n_units > 0 and S[S_REF_MIN] < nt:
+            nt = S[S_REF_MIN]
+        if nt <= t:
+            nt = t + 1
+        t = nt
+    S[S_T] = t
+    return i

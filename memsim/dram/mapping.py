@@ -1,0 +1,219 @@
+"""Physical address → DRAM coordinates.
+
+Every supported scheme is compiled into one representation, :class:`CompiledMapping`: for each field
+(channel, pseudo-channel, rank, bank group, bank, row, column) the list of its output bits, least
+significant first, where each output bit is the XOR of a small set of physical address bits. Plain
+bit-slicing schemes have one address bit per output bit; Ramulator 2.1's MOP4CLXOR adds XOR terms.
+Decoding is vectorised NumPy over whole chunks, before the timing kernel runs.
+
+Schemes
+-------
+* DRAMSim3-style strings, most significant field first: ``"rorabgbachco"`` (fields ``ro ra bg ba ch co``
+  and ``pc`` for a pseudo-channel), placed directly above the transaction offset.
+* Ramulator-style names, most significant first, e.g. ``"RoBaRaCoCh"``: ``Ch`` channel, ``Co`` column,
+  ``Ra`` the levels between channel and bank group (pseudo-channel, then rank/SID), ``Ba`` bank group
+  then bank, ``Ro`` row.
+* ``"mop4clxor"``: Ramulator 2.1's cache-line channel interleave followed by MOP4CLXOR, as described in
+  the reference README (the exact bit positions are checked in ``tests/test_mapping.py``).
+* ``"custom"``: ``bit_order`` names the field of each address bit above the transaction offset,
+  least significant first.
+
+Simplification: addresses above the device capacity are rejected rather than wrapped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config.schema import AddressMapping, DramOrganization
+
+FIELDS = ("ch", "pc", "ra", "bg", "ba", "ro", "co")
+
+
+def _log2_exact(n: int, what: str) -> int:
+    if n <= 0 or n & (n - 1):
+        raise ValueError(f"{what} must be a power of two for the address mapping, got {n}")
+    return n.bit_length() - 1
+
+
+def field_widths(org: DramOrganization) -> dict[str, int]:
+    """Number of address bits each field takes."""
+    return {
+        "ch": _log2_exact(org.channels, "channels"),
+        "pc": _log2_exact(org.pseudo_channels, "pseudo_channels"),
+        "ra": _log2_exact(org.ranks, "ranks"),
+        "bg": _log2_exact(org.bank_groups, "bank_groups"),
+        "ba": _log2_exact(org.banks_per_group, "banks_per_group"),
+        "ro": _log2_exact(org.rows, "rows"),
+        "co": _log2_exact(org.bursts_per_row, "bursts per row (row bytes / transaction bytes)"),
+    }
+
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    """Per field, the address bits (as XOR sets) of each output bit, least significant first."""
+
+    bits: dict[str, tuple[tuple[int, ...], ...]]
+    offset_bits: int  # log2(transaction bytes)
+    address_bits: int  # highest used address bit + 1 (capacity = 2**address_bits bytes)
+    scheme: str
+
+    def decode(self, addr: np.ndarray) -> dict[str, np.ndarray]:
+        """Decode byte addresses into field arrays (int64), vectorised.
+
+        Parameters
+        ----------
+        addr : ndarray of uint64, byte addresses.
+        """
+        a = np.asarray(addr, dtype=np.uint64)
+        out: dict[str, np.ndarray] = {}
+        for name in FIELDS:
+            spec = self.bits[name]
+            v = np.zeros(a.shape, dtype=np.uint64)
+            i = 0
+            while i < len(spec):
+                # merge runs of plain consecutive bits into one shift-and-mask
+                if len(spec[i]) == 1:
+                    j = i
+                    while j + 1 < len(spec) and len(spec[j + 1]) == 1 and spec[j + 1][0] == spec[j][0] + 1:
+                        j += 1
+                    run = j - i + 1
+                    v |= ((a >> np.uint64(spec[i][0])) & np.uint64((1 << run) - 1)) << np.uint64(i)
+                    i = j + 1
+                    continue
+                bit = np.zeros(a.shape, dtype=np.uint64)
+                for b in spec[i]:
+                    bit ^= (a >> np.uint64(b)) & np.uint64(1)
+                v |= bit << np.uint64(i)
+                i += 1
+            out[name] = v.astype(np.int64)
+        return out
+
+
+def _from_lsb_order(order: list[str], widths: dict[str, int], offset: int, scheme: str) -> CompiledMapping:
+    """Fields listed least significant first, each taking its full width, above ``offset``."""
+    bits: dict[str, list[tuple[int, ...]]] = {f: [] for f in FIELDS}
+    pos = offset
+    for f in order:
+        for _ in range(widths[f]):
+            bits[f].append((pos,))
+            pos += 1
+    return CompiledMapping({k: tuple(v) for k, v in bits.items()}, offset, pos, scheme)
+
+
+def _interleaved_linear(lsb_order: list[str], widths: dict[str, int], offset: int, interleave_bits: int,
+                        scheme: str) -> CompiledMapping:
+    """Ramulator 2.1 applies its cache-line channel interleave before a linear split: the channel takes
+    the bits just above ``2**interleave_bits`` transactions, and the other fields split what remains."""
+    ch_lo = offset + interleave_bits
+    bits: dict[str, list[tuple[int, ...]]] = {f: [] for f in FIELDS}
+    bits["ch"] = [(ch_lo + i,) for i in range(widths["ch"])]
+    j = 0
+    for f in lsb_order:
+        if f == "ch":
+            continue
+        for _ in range(widths[f]):
+            b = offset + j
+            bits[f].append((b if b < ch_lo else b + widths["ch"],))
+            j += 1
+    top = offset + j + widths["ch"]
+    return CompiledMapping({k: tuple(v) for k, v in bits.items()}, offset, top, scheme)
+
+
+def _dramsim3_order(scheme: str) -> list[str]:
+    s = scheme.lower()
+    if len(s) % 2:
+        raise ValueError(f"DRAMSim3-style mapping {scheme!r}: expected two-letter fields such as 'rorabgbachco'")
+    order = [s[i:i + 2] for i in range(0, len(s), 2)]
+    return order
+
+
+def _ramulator_order(scheme: str) -> list[str]:
+    tokens = [scheme[i:i + 2] for i in range(0, len(scheme), 2)]
+    expand = {"Ch": ["ch"], "Co": ["co"], "Ra": ["ra", "pc"], "Ba": ["ba", "bg"], "Ro": ["ro"]}
+    order: list[str] = []
+    for t in tokens:  # most significant first; within a token, most significant first as well
+        if t not in expand:
+            raise ValueError(f"Ramulator-style mapping {scheme!r}: unknown level {t!r} (expected Ch, Co, Ra, Ba, Ro)")
+        order.extend(expand[t])
+    return order
+
+
+def _mop4clxor(widths: dict[str, int], offset: int, interleave_bits: int) -> CompiledMapping:
+    """Ramulator 2.1 CacheLineInterleave + MOP4CLXOR (reference README, 'Ramulator 2.1 address mapping')."""
+    ch_lo = offset + interleave_bits
+    ch_bits = [(ch_lo + i,) for i in range(widths["ch"])]
+
+    # intra-channel address bit j (above the offset) → physical bit, after removing the channel bits
+    def phys(j: int) -> int:
+        b = offset + j
+        return b if b < ch_lo else b + widths["ch"]
+
+    j = 0
+    col_low = min(2, widths["co"])
+    col: list[int] = []
+    for _ in range(col_low):
+        col.append(phys(j))
+        j += 1
+    level_bits: dict[str, list[int]] = {}
+    for f in ("pc", "ra", "bg", "ba"):
+        level_bits[f] = [phys(j + i) for i in range(widths[f])]
+        j += widths[f]
+    for _ in range(widths["co"] - col_low):
+        col.append(phys(j))
+        j += 1
+    level_bits["ro"] = [phys(j + i) for i in range(widths["ro"])]
+    j += widths["ro"]
+    bits: dict[str, tuple[tuple[int, ...], ...]] = {"ch": tuple(ch_bits), "co": tuple((b,) for b in col)}
+    k = 0  # next column bit used as an XOR source
+    for f in ("pc", "ra", "bg", "ba", "ro"):
+        out = []
+        for b in level_bits[f]:
+            if k < len(col):
+                out.append((b, col[k]))
+                k += 1
+            else:
+                out.append((b,))
+        bits[f] = tuple(out)
+    return CompiledMapping(bits, offset, phys(j), "mop4clxor")
+
+
+def compile_mapping(mapping: AddressMapping, org: DramOrganization) -> CompiledMapping:
+    """Compile a mapping scheme for one organisation. Raises ValueError on a bad scheme."""
+    widths = field_widths(org)
+    offset = _log2_exact(org.transaction_bytes, "transaction bytes")
+    scheme = mapping.scheme
+    if scheme.lower() == "mop4clxor":
+        return _mop4clxor(widths, offset, mapping.channel_interleave_bits)
+    if scheme.lower() == "custom":
+        order = list(mapping.bit_order)
+        counts = {f: order.count(f) for f in FIELDS}
+        bad = [f for f in order if f not in FIELDS]
+        if bad:
+            raise ValueError(f"custom bit_order: unknown field {bad[0]!r}; expected one of {', '.join(FIELDS)}")
+        wrong = {f: (counts[f], widths[f]) for f in FIELDS if counts[f] != widths[f]}
+        if wrong:
+            f, (got, want) = next(iter(wrong.items()))
+            raise ValueError(f"custom bit_order: field {f!r} needs {want} bits for this organisation, got {got}")
+        bits = {f: [] for f in FIELDS}
+        for i, f in enumerate(order):
+            bits[f].append((offset + i,))
+        return CompiledMapping({k: tuple(v) for k, v in bits.items()}, offset, offset + len(order), "custom")
+    if scheme[:2] in ("Ro", "Ch", "Co", "Ra", "Ba") and any(c.isupper() for c in scheme[1:]):
+        order = _ramulator_order(scheme)
+        if mapping.channel_interleave_bits > 0 and widths["ch"] > 0:
+            return _interleaved_linear(list(reversed(order)), widths, offset, mapping.channel_interleave_bits,
+                                       scheme)
+    else:
+        order = _dramsim3_order(scheme)
+    missing = [f for f in FIELDS if f not in order and widths[f] > 0]
+    unknown = [f for f in order if f not in FIELDS]
+    if unknown:
+        raise ValueError(f"mapping {scheme!r}: unknown field {unknown[0]!r}; expected fields {', '.join(FIELDS)}")
+    if missing:
+        raise ValueError(f"mapping {scheme!r} has no {missing[0]!r} field, but the organisation needs "
+                         f"{widths[missing[0]]} bit(s) for it")
+    if len(set(order)) != len(order):
+        raise ValueError(f"mapping {scheme!r} names a field twice")
+    return _from_lsb_order(list(reversed(order)), widths, offset, scheme)
