@@ -34,8 +34,9 @@ def _fmt_ns(cycles: float, tck_ps: int) -> str:
     return f"{cycles * tck_ps / 1000:.2f} ns"
 
 
-def print_dram_summary(res, cfg, source: str, wall: float, out=sys.stdout) -> None:
+def print_dram_summary(res, cfg, source: str, wall: float, out=None) -> None:
     """A readable block of the main figures of one DRAM replay."""
+    out = out or sys.stdout
     org = cfg.organization
     w = out.write
     w(f"memsim dram: {source}\n")

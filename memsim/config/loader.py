@@ -454,7 +454,6 @@ _FILE_KEYS = ("name", "memory")
 
 # DRAMSim3-style two-letter address fields (and the level count each one indexes).
 _DS3_FIELDS = ("ro", "ra", "bg", "ba", "ch", "pc", "co")
-_RAMULATOR_FIELDS = ("Ro", "Ra", "Bg", "Ba", "Ch", "Pc", "Co")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -795,53 +794,22 @@ def _build(layers: _Layers, preset: str) -> DramConfig:
                       controller=ctl, mapping=mapping, energy=energy, line_bytes=line_bytes)
 
 
-def _field_bits(org: DramOrganization) -> dict[str, int]:
-    """Address bits each field needs (log2 of its count); column counts transactions per row."""
-    counts = {"ch": org.channels, "pc": org.pseudo_channels, "ra": org.ranks, "bg": org.bank_groups,
-              "ba": org.banks_per_group, "ro": org.rows, "co": org.bursts_per_row}
-    return {k: v.bit_length() - 1 for k, v in counts.items()}
-
-
 def _check_mapping(mapping: AddressMapping, org: DramOrganization, nodes: dict[str, _Node],
                    scheme_node: _Node) -> None:
-    """Well-formedness of the scheme; the bit-level meaning belongs to the mapping module."""
-    scheme = mapping.scheme
-    bits = _field_bits(org)
-    if mapping.bit_order and scheme != "custom":
-        raise nodes["bit_order"].error(f"bit_order is only used with scheme 'custom' (scheme is '{scheme}')")
-    if scheme == "mop4clxor":
-        return
-    if scheme == "custom":
-        if "bit_order" not in nodes:
-            raise scheme_node.error("scheme 'custom' needs bit_order: the field of each address bit, "
-                                    "least significant first")
-        for field_name, need in bits.items():
-            have = mapping.bit_order.count(field_name)
-            if have != need:
-                raise nodes["bit_order"].error(
-                    f"bit_order has {have} '{field_name}' bits, the organization needs {need}")
-        return
-    if scheme.islower():  # DRAMSim3 style: two-letter fields, most significant first
-        tokens = [scheme[i:i + 2] for i in range(0, len(scheme), 2)]
-        allowed: tuple[str, ...] = _DS3_FIELDS
-        required = [f for f in _DS3_FIELDS if bits[f] > 0] + ["ro", "co"]
-    else:  # Ramulator style, e.g. RoBaRaCoCh
-        tokens = re.findall(r"[A-Z][a-z]?", scheme)
-        allowed = _RAMULATOR_FIELDS
-        required = ["Ro", "Co"]
-        if "".join(tokens) != scheme:
-            tokens = [scheme]  # forces the error below
-    bad = [tok for tok in tokens if tok not in allowed]
-    if bad or len(set(tokens)) != len(tokens):
-        raise scheme_node.error(
-            f"unknown address-mapping scheme '{scheme}': expected 'mop4clxor', 'custom', a DRAMSim3 string of "
-            f"two-letter fields ({', '.join(_DS3_FIELDS)}; each once) or a Ramulator name of "
-            f"{', '.join(_RAMULATOR_FIELDS)} (each once) such as 'RoBaRaCoCh'")
-    for field_name in dict.fromkeys(required):
-        if field_name not in tokens:
-            note = " (no mapping.scheme was given; this is the default)" if "scheme" not in nodes else ""
-            raise scheme_node.error(
-                f"scheme '{scheme}' lacks the field '{field_name}' that this organization needs{note}")
+    """Compile the scheme once at load: the mapping module is the single judge of what a scheme means."""
+    from ..dram.mapping import compile_mapping  # local import: the mapping module imports the schema
+
+    if mapping.bit_order and mapping.scheme != "custom":
+        raise nodes["bit_order"].error(f"bit_order is only used with scheme 'custom' (scheme is '{mapping.scheme}')")
+    if mapping.scheme == "custom" and "bit_order" not in nodes:
+        raise scheme_node.error("scheme 'custom' needs bit_order: the field of each address bit, "
+                                "least significant first")
+    try:
+        compile_mapping(mapping, org)
+    except ValueError as e:
+        note = " (no mapping.scheme was given; this is the default)" if "scheme" not in nodes else ""
+        node = nodes.get("bit_order", scheme_node) if mapping.scheme == "custom" else scheme_node
+        raise node.error(f"{e}{note}") from None
 
 
 # ----------------------------------------------------------------------------------------------------
