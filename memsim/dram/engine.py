@@ -61,11 +61,21 @@ class KernelState:
         self.bank[:, K.B_ROW] = -1
         self.bank_stats = np.zeros((nbk, 2), dtype=np.int64)  # ACTs, column commands
         banks_per_ch = nbk // org.channels
-        qmax = max(ctl.read_queue, ctl.write_queue, ctl.active_buffer, banks_per_ch * ctl.bank_queue_depth)
-        self.q = np.zeros((3, org.channels, qmax, K.N_F), dtype=np.int64)
+        # a pool of queue entries per channel, linked into one list per bank and queue
+        pool = ctl.read_queue + ctl.write_queue + max(ctl.active_buffer, banks_per_ch * ctl.bank_queue_depth)
+        self.ent = np.zeros((org.channels, pool, K.N_F), dtype=np.int64)
+        self.lists = np.zeros((nbk, K.N_L), dtype=np.int64)
+        self.lists[:, 0:9:3] = -1  # heads
+        self.lists[:, 1:9:3] = -1  # tails
+        self.lists[:, K.L_MEMO_STAMP:K.L_MEMO_STAMP + 4] = -1
+        self.lists[:, K.L_MISS_SCAN] = -1
+        self.abk = np.zeros((org.channels, 3, banks_per_ch), dtype=np.int64)
+        self.nab = np.zeros((org.channels, K.N_NAB), dtype=np.int64)
+        self.nab[:, 3:9] = -1  # whole-queue heads and tails
+        self.freel = np.ascontiguousarray(np.tile(np.arange(pool, dtype=np.int64)[::-1], (org.channels, 1)))
         self.qlen = np.zeros((3, org.channels), dtype=np.int64)
-        self.scratch = np.zeros((max(nbk, 1), 4), dtype=np.int64)  # per-scan notes per bank
         self.chs = np.zeros((org.channels, K.N_C), dtype=np.int64)
+        self.chs[:, K.C_NFREE] = pool
         # refresh units
         if par[P_REFRESH] == REF_NONE:
             n_units = 0
@@ -230,8 +240,9 @@ class DramEngine:
             final = nxt_chunk is None
             got = K.run_chunk(ct.par, ct.rules, st.nob, st.lvl_base, st.lvl_fan,
                               ch, bank, row, txa, w, arr, int(queue_depth), final,
-                              st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.q, st.qlen, st.chs, st.ref,
-                              st.ring, st.fifo, st.hist, st.out_done, st.bank_stats, st.scratch)
+                              st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.ent, st.lists, st.abk, st.nab,
+                              st.qlen, st.freel, st.chs, st.ref, st.ring, st.fifo, st.hist, st.out_done,
+                              st.bank_stats)
             if got != n:  # pragma: no cover - a kernel bug, not a user error
                 raise RuntimeError(f"kernel accepted {got} of {n} requests")
             n_total += n

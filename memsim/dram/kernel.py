@@ -41,27 +41,35 @@ from .timing import (
 
 INF = np.int64(1) << np.int64(62)
 
+
 # queues per channel: 0 read buffer, 1 write buffer, 2 active buffer / per-bank command queues
 Q_READ, Q_WRITE, Q_CMD = 0, 1, 2
-# queue entry fields
-F_BANK, F_ROW, F_ADDR, F_SLOT, F_FLAGS, F_WRITE = 0, 1, 2, 3, 4, 5
-N_F = 6
+# entry fields (entries live in a per-channel pool and are linked into one list per bank and queue)
+F_BANK, F_ROW, F_ADDR, F_SLOT, F_FLAGS, F_WRITE, F_SEQ, F_NEXT, F_PREV, F_GNEXT, F_GPREV = range(11)
+N_F = 11  # F_NEXT/F_PREV link the bank's list of a queue, F_GNEXT/F_GPREV the whole queue in order
 FLAG_ACT, FLAG_PRE = 1, 2
+# per-bank list bookkeeping: head, tail, count of queue qq at 3*qq + 0/1/2; position in the channel's
+# list of banks with entries at 9 + qq; a per-scan memo of command readiness (stamp at 12 + cmd, value at
+# 16 + cmd); the scan in which an older request needing a row change was seen (FR-FCFS cap) at 20
+L_MEMO_STAMP, L_MEMO_VAL, L_MISS_SCAN = 12, 16, 20
+N_L = 21
+# per channel and queue (``nab``): banks with entries at qq, head of the whole queue at 3 + qq, tail at 6 + qq
+N_NAB = 9
 
 # per-bank state fields: open row (-1 closed), last activity cycle, queued entries that hit the open row
-# (one count per queue), column accesses since the last ACT, entries of the bank in queue 2
-B_ROW, B_LAST, B_HP0, B_HP1, B_HP2, B_STREAK, B_N2 = 0, 1, 2, 3, 4, 5, 6
+# (one count per queue), column accesses since the last ACT
+B_ROW, B_LAST, B_HP0, B_HP1, B_HP2, B_STREAK = 0, 1, 2, 3, 4, 5
 N_B = 7
 
 # per-channel state fields
-(C_WMODE, C_WAKE, C_ACT, C_PRE, C_RD, C_WR, C_HIT, C_MISS, C_CONF, C_REF, C_FWD, C_RR) = range(12)
-N_C = 12
+(C_WMODE, C_WAKE, C_ACT, C_PRE, C_RD, C_WR, C_HIT, C_MISS, C_CONF, C_REF, C_FWD, C_RR, C_NFREE) = range(13)
+N_C = 13
 
 # scalar state
 (S_T, S_NEXT_GID, S_OUTSTANDING, S_FIFO_HEAD, S_FIFO_TAIL, S_FE_BLOCK, S_FE_RETRY, S_REF_MIN,
  S_LAST_DONE, S_DONE_READS, S_DONE_WRITES, S_LAT_SUM_R, S_LAT_SUM_W, S_LAT_MAX_R, S_LAT_MAX_W,
- S_REF_CYCLES, S_SCAN_ID, S_ACCEPTED, S_QUEUED, S_FREED, S_FREE_TOP) = range(21)
-N_S = 21
+ S_REF_CYCLES, S_SCAN_ID, S_ACCEPTED, S_QUEUED, S_FREED, S_FREE_TOP, S_SEQ) = range(22)
+N_S = 22
 
 FE_NONE, FE_QUEUE, FE_ARRIVAL, FE_QD = 0, 1, 2, 3
 
@@ -84,7 +92,7 @@ def _ready(nxt, nob, b, cmd):
     return r
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, cmd, t):
     for k in range(rules.shape[0]):
         if rules[k, 0] != cmd:
@@ -131,7 +139,7 @@ def _complete_request(S, ring, hist, out_done, slot, done):
     S[S_FREE_TOP] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _tx_done(S, ring, hist, out_done, slot, done):
     if slot < 0:
         return
@@ -151,15 +159,6 @@ def _close_bank(nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t):
     bank[b, B_HP1] = 0
     bank[b, B_HP2] = 0
     chs[c, C_PRE] += 1
-
-
-@njit(cache=True)
-def _count_hits(q, qlen, qq, c, b, row):
-    n = 0
-    for i in range(qlen[qq, c]):
-        if q[qq, c, i, F_BANK] == b and q[qq, c, i, F_ROW] == row:
-            n += 1
-    return n
 
 
 @njit(cache=True)
@@ -226,41 +225,90 @@ def _do_refresh(par, nxt, nob, bank, chs, ref, S, u, c, t, banks_per_unit):
     ref[u, U_PENDING] = 0
 
 
-@njit(cache=True)
-def _remove(q, qlen, qq, c, e):
-    n = qlen[qq, c]
-    for i in range(e, n - 1):
-        for f in range(N_F):
-            q[qq, c, i, f] = q[qq, c, i + 1, f]
-    qlen[qq, c] = n - 1
-
-
-@njit(cache=True)
-def _move(q, qlen, src, dst, c, e, bank):
-    """Move entry ``e`` of queue ``src`` to the end of queue ``dst`` (keeping hit counts right)."""
-    n = qlen[dst, c]
-    for f in range(N_F):
-        q[dst, c, n, f] = q[src, c, e, f]
-    qlen[dst, c] = n + 1
-    b = q[src, c, e, F_BANK]
-    if bank[b, B_ROW] == q[src, c, e, F_ROW]:
-        bank[b, B_HP0 + src] -= 1
-        bank[b, B_HP0 + dst] += 1
-    if dst == Q_CMD:
-        bank[b, B_N2] += 1
-    _remove(q, qlen, src, c, e)
+@njit(cache=True, inline="always")
+def _update_write_mode(par, qlen, chs, c):
+    """Enter write-drain mode above the high watermark (or when no read waits); leave it below the low one."""
+    rl = qlen[Q_READ, c]
+    wl = qlen[Q_WRITE, c]
+    if chs[c, C_WMODE] != 0:
+        if wl == 0 or (wl < par[P_WLO] and rl > 0):
+            chs[c, C_WMODE] = 0
+    elif wl > 0 and (wl > par[P_WHI] or rl == 0):
+        chs[c, C_WMODE] = 1
 
 
 @njit(cache=True, inline="always")
-def _entry_cmd(bank, q, qq, c, e):
-    """The next command entry ``e`` needs: RD/WR (row hit), ACT (bank closed) or PRE (row conflict)."""
-    b = q[qq, c, e, F_BANK]
-    orow = bank[b, B_ROW]
-    if orow == q[qq, c, e, F_ROW]:
-        return RD + q[qq, c, e, F_WRITE]
-    if orow < 0:
-        return ACT
-    return PRE
+def _link(ent, lists, abk, nab, qlen, c, qq, e):
+    """Append pool entry ``e`` to its bank's list of queue ``qq``."""
+    b = ent[c, e, F_BANK]
+    tail = lists[b, 3 * qq + 1]
+    ent[c, e, F_NEXT] = -1
+    ent[c, e, F_PREV] = tail
+    if tail >= 0:
+        ent[c, tail, F_NEXT] = e
+    else:
+        lists[b, 3 * qq] = e
+        # the bank gets its first entry in this queue: enter the channel's list of banks with entries
+        k = nab[c, qq]
+        abk[c, qq, k] = b
+        lists[b, 9 + qq] = k
+        nab[c, qq] = k + 1
+    lists[b, 3 * qq + 1] = e
+    lists[b, 3 * qq + 2] += 1
+    qlen[qq, c] += 1
+    gt = nab[c, 6 + qq]
+    ent[c, e, F_GNEXT] = -1
+    ent[c, e, F_GPREV] = gt
+    if gt >= 0:
+        ent[c, gt, F_GNEXT] = e
+    else:
+        nab[c, 3 + qq] = e
+    nab[c, 6 + qq] = e
+
+
+@njit(cache=True, inline="always")
+def _unlink(ent, lists, abk, nab, qlen, c, qq, e):
+    b = ent[c, e, F_BANK]
+    nx = ent[c, e, F_NEXT]
+    pv = ent[c, e, F_PREV]
+    if pv >= 0:
+        ent[c, pv, F_NEXT] = nx
+    else:
+        lists[b, 3 * qq] = nx
+    if nx >= 0:
+        ent[c, nx, F_PREV] = pv
+    else:
+        lists[b, 3 * qq + 1] = pv
+    lists[b, 3 * qq + 2] -= 1
+    qlen[qq, c] -= 1
+    gn = ent[c, e, F_GNEXT]
+    gp = ent[c, e, F_GPREV]
+    if gp >= 0:
+        ent[c, gp, F_GNEXT] = gn
+    else:
+        nab[c, 3 + qq] = gn
+    if gn >= 0:
+        ent[c, gn, F_GPREV] = gp
+    else:
+        nab[c, 6 + qq] = gp
+    if lists[b, 3 * qq + 2] == 0:
+        k = lists[b, 9 + qq]
+        last = nab[c, qq] - 1
+        ob = abk[c, qq, last]
+        abk[c, qq, k] = ob
+        lists[ob, 9 + qq] = k
+        nab[c, qq] = last
+
+
+@njit(cache=True, inline="always")
+def _count_hits(ent, lists, c, qq, b, row):
+    n = 0
+    e = lists[b, 3 * qq]
+    while e >= 0:
+        if ent[c, e, F_ROW] == row:
+            n += 1
+        e = ent[c, e, F_NEXT]
+    return n
 
 
 @njit(cache=True, inline="always")
@@ -275,12 +323,12 @@ def _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, b, cmd):
 
 
 @njit(cache=True)
-def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, q, qlen, chs, S, ring, hist,
-               out_done, fifo, c, qq, e, t):
-    b = q[qq, c, e, F_BANK]
-    w = q[qq, c, e, F_WRITE]
+def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, ent, lists, abk, nab, qlen, freel,
+               chs, S, ring, hist, out_done, fifo, c, qq, e, t):
+    b = ent[c, e, F_BANK]
+    w = ent[c, e, F_WRITE]
     _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, RD + w, t)
-    flags = q[qq, c, e, F_FLAGS]
+    flags = ent[c, e, F_FLAGS]
     if flags & FLAG_PRE:
         chs[c, C_CONF] += 1
     elif flags & FLAG_ACT:
@@ -292,7 +340,7 @@ def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, q, qle
     bank[b, B_STREAK] += 1
     bank[b, B_LAST] = t
     bank_stats[b, 1] += 1
-    slot = q[qq, c, e, F_SLOT]
+    slot = ent[c, e, F_SLOT]
     if w == 0:
         fifo_mask = fifo.shape[0] - 1
         tl = S[S_FIFO_TAIL]
@@ -301,9 +349,9 @@ def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, q, qle
         S[S_FIFO_TAIL] = tl + 1
     else:
         _tx_done(S, ring, hist, out_done, slot, t)
-    if qq == Q_CMD:
-        bank[b, B_N2] -= 1
-    _remove(q, qlen, qq, c, e)
+    _unlink(ent, lists, abk, nab, qlen, c, qq, e)
+    freel[c, chs[c, C_NFREE]] = e
+    chs[c, C_NFREE] += 1
     S[S_QUEUED] -= 1
     if qq != Q_CMD or par[P_BQD] > 0:
         S[S_FREED] = 1
@@ -315,11 +363,11 @@ def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, q, qle
 
 
 @njit(cache=True)
-def _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank_stats, q, qlen, chs, S,
-               c, qq, e, cmd, t):
-    b = q[qq, c, e, F_BANK]
+def _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank_stats, ent, lists, abk, nab,
+               qlen, chs, S, c, qq, e, cmd, t):
+    b = ent[c, e, F_BANK]
     if cmd == ACT:
-        row = q[qq, c, e, F_ROW]
+        row = ent[c, e, F_ROW]
         _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, ACT, t)
         rk = nob[b, L_RK] - lvl_base[L_RK]
         faw[rk, faw_pos[rk]] = t
@@ -327,44 +375,39 @@ def _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank
         bank[b, B_ROW] = row
         bank[b, B_LAST] = t
         bank[b, B_STREAK] = 0
-        q[qq, c, e, F_FLAGS] |= FLAG_ACT
+        ent[c, e, F_FLAGS] |= FLAG_ACT
         chs[c, C_ACT] += 1
         bank_stats[b, 0] += 1
         if par[P_ACTBUF] > 0 and qq != Q_CMD and qlen[Q_CMD, c] < par[P_ACTBUF]:
             # Ramulator 2: an activated request leaves the read/write buffer for the active buffer
-            bank[b, B_ROW] = -1  # so that _move does not adjust hit counts; recounted below
-            _move(q, qlen, qq, Q_CMD, c, e, bank)
-            bank[b, B_ROW] = row
+            _unlink(ent, lists, abk, nab, qlen, c, qq, e)
+            ent[c, e, F_SEQ] = S[S_SEQ]
+            S[S_SEQ] += 1
+            _link(ent, lists, abk, nab, qlen, c, Q_CMD, e)
             S[S_FREED] = 1
-        bank[b, B_HP0] = _count_hits(q, qlen, 0, c, b, row)
-        bank[b, B_HP1] = _count_hits(q, qlen, 1, c, b, row)
-        bank[b, B_HP2] = _count_hits(q, qlen, 2, c, b, row)
+        bank[b, B_HP0] = _count_hits(ent, lists, c, 0, b, row)
+        bank[b, B_HP1] = _count_hits(ent, lists, c, 1, b, row)
+        bank[b, B_HP2] = _count_hits(ent, lists, c, 2, b, row)
     else:
         _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, PRE, t)
         bank[b, B_ROW] = -1
         bank[b, B_HP0] = 0
         bank[b, B_HP1] = 0
         bank[b, B_HP2] = 0
-        q[qq, c, e, F_FLAGS] |= FLAG_PRE
+        ent[c, e, F_FLAGS] |= FLAG_PRE
         chs[c, C_PRE] += 1
 
 
 @njit(cache=True)
-def _update_write_mode(par, qlen, chs, c):
-    """Enter write-drain mode above the high watermark (or when no read waits); leave it below the low one."""
-    rl = qlen[Q_READ, c]
-    wl = qlen[Q_WRITE, c]
-    if chs[c, C_WMODE] != 0:
-        if wl == 0 or (wl < par[P_WLO] and rl > 0):
-            chs[c, C_WMODE] = 0
-    elif wl > 0 and (wl > par[P_WHI] or rl == 0):
-        chs[c, C_WMODE] = 1
+def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, ent, lists, abk, nab, qlen,
+              freel, chs, ref, ring, fifo, hist, out_done, bank_stats, c, t, units_per_ch, banks_per_unit,
+              banks_per_ch):
+    """One controller decision for channel ``c`` at cycle ``t``. Returns the cycle to look again.
 
-
-@njit(cache=True)
-def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, q, qlen, chs, ref, ring,
-              fifo, hist, out_done, bank_stats, scratch, c, t, units_per_ch, banks_per_unit, banks_per_ch):
-    """One controller decision for channel ``c`` at cycle ``t``. Returns the cycle to look again."""
+    Requests of one bank share the bank's state, so each bank offers at most a few candidates: its oldest
+    row hit of each kind (read, write) and its oldest request that needs the row changed. Candidates are
+    ranked by their queue order (``F_SEQ``), which is what a scan of the whole queue would see.
+    """
     sched = par[P_SCHED]
     sep = par[P_SEPBUS] != 0
     ab = par[P_ACTBUF] > 0
@@ -381,7 +424,7 @@ def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, q,
             b0, b1 = _unit_banks(par, ref, u, banks_per_unit)
             busy = 0
             for b in range(b0, b1):
-                busy += bank[b, B_N2]
+                busy += lists[b, 3 * Q_CMD + 2]
             if busy > 0:  # Ramulator 2 lets activated requests finish, and nothing else starts
                 ref_block = True
                 continue
@@ -400,63 +443,115 @@ def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, q,
         # DRAMSim3: per-bank command queues, visited round robin; in each, the first ready command.
         # A precharge is only considered at the head of its queue, and only when no queued request
         # still hits the open row or the row has served ``cap`` hits already.
-        n2 = qlen[Q_CMD, c]
-        for e in range(n2):
-            b = q[Q_CMD, c, e, F_BANK]
-            lb = b - c * banks_per_ch
-            head = scratch[lb, 0] != scan
-            if head:
-                scratch[lb, 0] = scan
-                scratch[lb, 1] = -1
-                scratch[lb, 3] = -1
-            if rowpol == ROW_TIMEOUT:
-                _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
-            cmd = _entry_cmd(bank, q, Q_CMD, c, e)
-            if cmd == PRE:
-                if not head:
-                    continue
-                if bank[b, B_HP2] > 0 and not (cap > 0 and bank[b, B_STREAK] >= cap):
-                    continue
-            r = _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, b, cmd)
-            if r <= t:
-                if cmd >= RD:
-                    if scratch[lb, 1] < 0:
-                        scratch[lb, 1] = e
-                elif scratch[lb, 3] < 0:
-                    scratch[lb, 3] = e
-                    scratch[lb, 2] = cmd
-            elif r < mn:
-                mn = r
         rr = chs[c, C_RR]
+        c0 = c * banks_per_ch
         for k in range(banks_per_ch):
             lb = (rr + k) % banks_per_ch
-            if scratch[lb, 0] != scan:
+            b = c0 + lb
+            h = lists[b, 3 * Q_CMD]
+            if h < 0:
                 continue
-            ec = scratch[lb, 1]
-            er = scratch[lb, 3]
+            if rowpol == ROW_TIMEOUT:
+                _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
+            orow = bank[b, B_ROW]
+            ec = -1
+            er = -1
+            ecmd = -1
+            if orow >= 0 and bank[b, B_HP2] > 0:
+                e = h
+                while e >= 0:
+                    if ent[c, e, F_ROW] == orow:
+                        cmd = RD + ent[c, e, F_WRITE]
+                        if lists[b, L_MEMO_STAMP + cmd] == scan:
+                            r = lists[b, L_MEMO_VAL + cmd]
+                        else:
+                            r = nxt[nob[b, 0], cmd]
+                            for lv in range(1, N_LEVELS):
+                                v = nxt[nob[b, lv], cmd]
+                                if v > r:
+                                    r = v
+                            if cmd == ACT:
+                                rk = nob[b, L_RK] - lvl_base[L_RK]
+                                v = faw[rk, faw_pos[rk]] + par[P_FAW]
+                                if v > r:
+                                    r = v
+                            lists[b, L_MEMO_STAMP + cmd] = scan
+                            lists[b, L_MEMO_VAL + cmd] = r
+                        if r <= t:
+                            ec = e
+                            break
+                        if r < mn:
+                            mn = r
+                    e = ent[c, e, F_NEXT]
+            if ent[c, h, F_ROW] != orow:
+                cmd = ACT if orow < 0 else PRE
+                if cmd == ACT or bank[b, B_HP2] == 0 or (cap > 0 and bank[b, B_STREAK] >= cap):
+                    if lists[b, L_MEMO_STAMP + cmd] == scan:
+                        r = lists[b, L_MEMO_VAL + cmd]
+                    else:
+                        r = nxt[nob[b, 0], cmd]
+                        for lv in range(1, N_LEVELS):
+                            v = nxt[nob[b, lv], cmd]
+                            if v > r:
+                                r = v
+                        if cmd == ACT:
+                            rk = nob[b, L_RK] - lvl_base[L_RK]
+                            v = faw[rk, faw_pos[rk]] + par[P_FAW]
+                            if v > r:
+                                r = v
+                        lists[b, L_MEMO_STAMP + cmd] = scan
+                        lists[b, L_MEMO_VAL + cmd] = r
+                    if r <= t:
+                        er = h
+                        ecmd = cmd
+                    elif r < mn:
+                        mn = r
             if sep:
                 if col_e < 0 and ec >= 0:
                     col_q, col_e = Q_CMD, ec
                 if row_e < 0 and er >= 0:
-                    row_q, row_e, row_cmd = Q_CMD, er, scratch[lb, 2]
+                    row_q, row_e, row_cmd = Q_CMD, er, ecmd
                 if col_e >= 0 and row_e >= 0:
                     break
             elif ec >= 0 or er >= 0:
-                if ec >= 0 and (er < 0 or ec < er):
+                if ec >= 0 and (er < 0 or ent[c, ec, F_SEQ] < ent[c, er, F_SEQ]):
                     col_q, col_e = Q_CMD, ec
                 else:
-                    row_q, row_e, row_cmd = Q_CMD, er, scratch[lb, 2]
+                    row_q, row_e, row_cmd = Q_CMD, er, ecmd
                 chs[c, C_RR] = (lb + 1) % banks_per_ch
                 break
     else:
+        found = False
         if ab:
-            # Ramulator 2: requests that already activated their row are served first
-            for e in range(qlen[Q_CMD, c]):
-                b = q[Q_CMD, c, e, F_BANK]
-                cmd = _entry_cmd(bank, q, Q_CMD, c, e)
-                if cmd == PRE:
+            # Ramulator 2: requests that already activated their row are served first (oldest ready)
+            e = nab[c, 3 + Q_CMD]
+            while e >= 0:
+                b = ent[c, e, F_BANK]
+                orow = bank[b, B_ROW]
+                if orow == ent[c, e, F_ROW]:
+                    cmd = RD + ent[c, e, F_WRITE]
+                elif orow < 0:
+                    cmd = ACT  # refresh closed the row under an activated request: activate again
+                else:
+                    e = ent[c, e, F_GNEXT]
                     continue
-                r = _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, b, cmd)
+                # readiness written out here and below: an inlined helper taking arrays costs
+                # reference-count updates on every call, which dominated the scan
+                if lists[b, L_MEMO_STAMP + cmd] == scan:
+                    r = lists[b, L_MEMO_VAL + cmd]
+                else:
+                    r = nxt[nob[b, 0], cmd]
+                    for lv in range(1, N_LEVELS):
+                        v = nxt[nob[b, lv], cmd]
+                        if v > r:
+                            r = v
+                    if cmd == ACT:
+                        rk = nob[b, L_RK] - lvl_base[L_RK]
+                        v = faw[rk, faw_pos[rk]] + par[P_FAW]
+                        if v > r:
+                            r = v
+                    lists[b, L_MEMO_STAMP + cmd] = scan
+                    lists[b, L_MEMO_VAL + cmd] = r
                 if r <= t:
                     if cmd >= RD:
                         if col_e < 0:
@@ -467,32 +562,59 @@ def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, q,
                         break
                 elif r < mn:
                     mn = r
-        found = col_e >= 0 or row_e >= 0
-        if ab and not found:
-            # Ramulator 2 revisits the read/write mode only when no activated request was ready
-            _update_write_mode(par, qlen, chs, c)
-            qi = chs[c, C_WMODE]
+                e = ent[c, e, F_GNEXT]
+            found = col_e >= 0 or row_e >= 0
+            if not found:
+                # Ramulator 2 revisits the read/write mode only when no activated request was ready
+                _update_write_mode(par, qlen, chs, c)
+                qi = chs[c, C_WMODE]
         if not ref_block and (not found or (sep and (col_e < 0 or row_e < 0))):
-            for e in range(qlen[qi, c]):
-                b = q[qi, c, e, F_BANK]
+            e = nab[c, 3 + qi]
+            while e >= 0:
+                nx = ent[c, e, F_GNEXT]
+                b = ent[c, e, F_BANK]
                 if rowpol == ROW_TIMEOUT:
                     _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
-                cmd = _entry_cmd(bank, q, qi, c, e)
-                if cmd >= RD:
-                    if cap > 0 and bank[b, B_STREAK] >= cap and scratch[b - c * banks_per_ch, 0] == scan:
-                        continue  # FR-FCFS cap: an older miss to this bank has waited long enough
+                orow = bank[b, B_ROW]
+                if orow == ent[c, e, F_ROW]:
+                    cmd = RD + qi
+                    if cap > 0 and bank[b, B_STREAK] >= cap and lists[b, L_MISS_SCAN] == scan:
+                        e = nx  # FR-FCFS cap: an older miss to this bank has waited long enough
+                        continue
                     if sep and col_e >= 0:
+                        e = nx
                         continue
                 else:
-                    scratch[b - c * banks_per_ch, 0] = scan
+                    lists[b, L_MISS_SCAN] = scan
                     if sep and row_e >= 0:
+                        e = nx
                         continue
-                    if cmd == PRE:
-                        if ab and bank[b, B_N2] > 0:
-                            continue  # never close a row an activated request is waiting for
-                        if par[P_GUARD] != 0 and bank[b, B_HP0 + qi] > 0 and not (cap > 0 and bank[b, B_STREAK] >= cap):
+                    if orow < 0:
+                        cmd = ACT
+                    else:
+                        cmd = PRE
+                        if ab and lists[b, 3 * Q_CMD + 2] > 0:
+                            e = nx  # never close a row an activated request is waiting for
                             continue
-                r = _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, b, cmd)
+                        if par[P_GUARD] != 0 and bank[b, B_HP0 + qi] > 0 and \
+                                not (cap > 0 and bank[b, B_STREAK] >= cap):
+                            e = nx
+                            continue
+                if lists[b, L_MEMO_STAMP + cmd] == scan:
+                    r = lists[b, L_MEMO_VAL + cmd]
+                else:
+                    r = nxt[nob[b, 0], cmd]
+                    for lv in range(1, N_LEVELS):
+                        v = nxt[nob[b, lv], cmd]
+                        if v > r:
+                            r = v
+                    if cmd == ACT:
+                        rk = nob[b, L_RK] - lvl_base[L_RK]
+                        v = faw[rk, faw_pos[rk]] + par[P_FAW]
+                        if v > r:
+                            r = v
+                    lists[b, L_MEMO_STAMP + cmd] = scan
+                    lists[b, L_MEMO_VAL + cmd] = r
                 if r <= t:
                     if cmd >= RD:
                         if col_e < 0:
@@ -508,36 +630,50 @@ def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, q,
                     mn = r
                 if sched == SCHED_FCFS:
                     break
+                e = nx
     issued = False
-    if col_e >= 0 and (sep or row_e < 0 or sched != SCHED_FIRST_READY or bq):
-        cb = q[col_q, c, col_e, F_BANK]
-        _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, q, qlen, chs, S, ring, hist,
-                   out_done, fifo, c, col_q, col_e, t)
-        if row_q == col_q and row_e > col_e:
-            row_e -= 1
+    if col_e >= 0:
+        cb = ent[c, col_e, F_BANK]
+        _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, ent, lists, abk, nab, qlen, freel,
+                   chs, S, ring, hist, out_done, fifo, c, col_q, col_e, t)
         issued = True
         if row_e >= 0 and sep:
             # the column command may have changed what the row candidate needs
-            rb = q[row_q, c, row_e, F_BANK]
+            rb = ent[c, row_e, F_BANK]
             if rb == cb:
-                if _entry_cmd(bank, q, row_q, c, row_e) != row_cmd:
+                orow = bank[rb, B_ROW]
+                now = RD + ent[c, row_e, F_WRITE] if orow == ent[c, row_e, F_ROW] else (ACT if orow < 0 else PRE)
+                if now != row_cmd:
                     row_e = -1
                 elif _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, rb, row_cmd) > t:
                     row_e = -1
     if row_e >= 0 and (sep or not issued):
-        _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank_stats, q, qlen, chs, S,
-                   c, row_q, row_e, row_cmd, t)
+        _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank_stats, ent, lists, abk, nab,
+                   qlen, chs, S, c, row_q, row_e, row_cmd, t)
         issued = True
     if bq:
-        # move one transaction into its bank's command queue (after issuing, as DRAMSim3 does)
+        # move the oldest transaction whose bank queue has room (after issuing, as DRAMSim3 does)
         src = qi
-        for e in range(qlen[src, c]):
-            b = q[src, c, e, F_BANK]
-            if bank[b, B_N2] < par[P_BQD]:
-                _move(q, qlen, src, Q_CMD, c, e, bank)
-                S[S_FREED] = 1
-                issued = True
-                break
+        best = -1
+        best_seq = INF
+        for k in range(nab[c, src]):
+            b = abk[c, src, k]
+            if lists[b, 3 * Q_CMD + 2] < par[P_BQD]:
+                h = lists[b, 3 * src]
+                if ent[c, h, F_SEQ] < best_seq:
+                    best_seq = ent[c, h, F_SEQ]
+                    best = h
+        if best >= 0:
+            b = ent[c, best, F_BANK]
+            _unlink(ent, lists, abk, nab, qlen, c, src, best)
+            ent[c, best, F_SEQ] = S[S_SEQ]
+            S[S_SEQ] += 1
+            _link(ent, lists, abk, nab, qlen, c, Q_CMD, best)
+            if bank[b, B_ROW] == ent[c, best, F_ROW]:
+                bank[b, B_HP0 + src] -= 1
+                bank[b, B_HP2] += 1
+            S[S_FREED] = 1
+            issued = True
     if issued:
         return t + 1
     return mn
@@ -546,7 +682,8 @@ def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, q,
 @njit(cache=True)
 def run_chunk(par, rules, nob, lvl_base, lvl_fan,
               tx_ch, tx_bank, tx_row, tx_addr, req_write, req_arrival, qd, final,
-              S, nxt, faw, faw_pos, bank, q, qlen, chs, ref, ring, fifo, hist, out_done, bank_stats, scratch):
+              S, nxt, faw, faw_pos, bank, ent, lists, abk, nab, qlen, freel, chs, ref, ring, fifo, hist, out_done,
+              bank_stats):
     """Replay one chunk of requests. Returns the number of requests of the chunk accepted.
 
     Parameters
@@ -557,7 +694,9 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
     tx_ch, tx_bank, tx_row, tx_addr : int64[n_req * tx_per_req], decoded transactions, request-major.
     req_write : uint8[n_req]; req_arrival : int64[n_req], arrival cycle (0 = available at once).
     qd : int, maximum outstanding requests (0 = unlimited). final : bool, drain everything before return.
-    The remaining arguments are the mutable state arrays of :class:`memsim.dram.engine.KernelState`.
+    The remaining arguments are the mutable state arrays of :class:`memsim.dram.engine.KernelState`:
+    ``ent`` is the per-channel pool of queued transactions, ``lists`` the per-bank queue lists,
+    ``abk``/``nab`` the banks with entries per channel and queue, ``freel`` the free pool slots.
     """
     n_req = req_write.shape[0]
     tx_per = par[P_TXPERREQ]
@@ -626,30 +765,39 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 b = tx_bank[x]
                 row = tx_row[x]
                 if w == 0 and par[P_FWD] != 0:
+                    # a pending write to the same address is in this bank's write list (or, with per-bank
+                    # command queues, possibly already in the bank's command queue)
                     hit_wq = False
-                    for j in range(qlen[Q_WRITE, c]):
-                        if q[Q_WRITE, c, j, F_ADDR] == tx_addr[x]:
+                    j = lists[b, 3 * Q_WRITE]
+                    while j >= 0:
+                        if ent[c, j, F_ADDR] == tx_addr[x]:
                             hit_wq = True
                             break
+                        j = ent[c, j, F_NEXT]
                     if not hit_wq and par[P_BQD] > 0:
-                        for j in range(qlen[Q_CMD, c]):
-                            if q[Q_CMD, c, j, F_WRITE] != 0 and q[Q_CMD, c, j, F_ADDR] == tx_addr[x]:
+                        j = lists[b, 3 * Q_CMD]
+                        while j >= 0:
+                            if ent[c, j, F_WRITE] != 0 and ent[c, j, F_ADDR] == tx_addr[x]:
                                 hit_wq = True
                                 break
+                            j = ent[c, j, F_NEXT]
                     if hit_wq:
                         chs[c, C_FWD] += 1
                         _tx_done(S, ring, hist, out_done, slot, t)
                         continue
                 if par[P_ROWPOL] == ROW_TIMEOUT:
                     _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
-                n = qlen[w, c]
-                q[w, c, n, F_BANK] = b
-                q[w, c, n, F_ROW] = row
-                q[w, c, n, F_ADDR] = tx_addr[x]
-                q[w, c, n, F_SLOT] = -1 if posted else slot
-                q[w, c, n, F_FLAGS] = 0
-                q[w, c, n, F_WRITE] = w
-                qlen[w, c] = n + 1
+                chs[c, C_NFREE] -= 1
+                e = freel[c, chs[c, C_NFREE]]
+                ent[c, e, F_BANK] = b
+                ent[c, e, F_ROW] = row
+                ent[c, e, F_ADDR] = tx_addr[x]
+                ent[c, e, F_SLOT] = -1 if posted else slot
+                ent[c, e, F_FLAGS] = 0
+                ent[c, e, F_WRITE] = w
+                ent[c, e, F_SEQ] = S[S_SEQ]
+                S[S_SEQ] += 1
+                _link(ent, lists, abk, nab, qlen, c, w, e)
                 S[S_QUEUED] += 1
                 if bank[b, B_ROW] == row:
                     bank[b, B_HP0 + w] += 1
@@ -679,9 +827,9 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             pend_before = 0
             for u in range(c * units_per_ch, (c + 1) * units_per_ch):
                 pend_before += ref[u, U_PENDING]
-            chs[c, C_WAKE] = _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, q,
-                                       qlen, chs, ref, ring, fifo, hist, out_done, bank_stats, scratch,
-                                       c, t, units_per_ch, banks_per_unit, banks_per_ch)
+            chs[c, C_WAKE] = _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, ent,
+                                       lists, abk, nab, qlen, freel, chs, ref, ring, fifo, hist, out_done,
+                                       bank_stats, c, t, units_per_ch, banks_per_unit, banks_per_ch)
             pend_after = 0
             for u in range(c * units_per_ch, (c + 1) * units_per_ch):
                 pend_after += ref[u, U_PENDING]
