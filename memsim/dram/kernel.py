@@ -322,7 +322,7 @@ def _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, b, cmd):
     return r
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, ent, lists, abk, nab, qlen, freel,
                chs, S, ring, hist, out_done, fifo, c, qq, e, t):
     b = ent[c, e, F_BANK]
@@ -362,7 +362,7 @@ def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, ent, l
         _close_bank(nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank_stats, ent, lists, abk, nab,
                qlen, chs, S, c, qq, e, cmd, t):
     b = ent[c, e, F_BANK]
@@ -398,7 +398,7 @@ def _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank
         chs[c, C_PRE] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, ent, lists, abk, nab, qlen,
               freel, chs, ref, ring, fifo, hist, out_done, bank_stats, c, t, units_per_ch, banks_per_unit,
               banks_per_ch):
