@@ -112,7 +112,7 @@ def _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, cmd, t):
                     nxt[s, nc] = nt
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _complete_request(S, ring, hist, out_done, slot, done):
     lat = done - ring[slot, R_ACCEPT]
     w = ring[slot, R_WRITE]
@@ -150,7 +150,7 @@ def _tx_done(S, ring, hist, out_done, slot, done):
         _complete_request(S, ring, hist, out_done, slot, ring[slot, R_DONE])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _close_bank(nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t):
     """Precharge bank ``b`` at ``pre_t`` (auto-precharge or timeout)."""
     _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, PRE, pre_t)
@@ -161,7 +161,7 @@ def _close_bank(nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t):
     chs[c, C_PRE] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t):
     """Lazily apply the timeout row policy to bank ``b`` as of cycle ``t``."""
     if bank[b, B_ROW] < 0 or bank[b, B_HP0] + bank[b, B_HP1] + bank[b, B_HP2] > 0:
