@@ -80,17 +80,28 @@ def cmd_dram(args) -> int:
     eng = DramEngine(cfg)
     tck = eng.timing.tck_ps
 
+    show_progress = args.progress or (sys.stderr.isatty() and not args.quiet)
+    t_start = time.perf_counter()
+    done = 0
+
     def chunks():
+        nonlocal done
         for ch in open_trace(args.trace, fmt=args.format, chunk_size=args.chunk_size):
+            if show_progress and done:
+                el = time.perf_counter() - t_start
+                print(f"\r  replayed {done:,} requests in {el:.1f} s ({done / el / 1e6:.2f} M/s)",
+                      end="", file=sys.stderr, flush=True)
+            done += len(ch)
             arrival = None
             if ch.arrival is not None and not args.ignore_arrival:
                 # dramsim3 cycles are memory-clock cycles of this device
                 arrival = ch.arrival * tck if ch.arrival_unit == "cycle" else ch.arrival
             yield Requests(ch.addr, ch.is_write, arrival)
 
-    t0 = time.perf_counter()
     res = eng.run(chunks(), queue_depth=args.qd, source=str(args.trace))
-    wall = time.perf_counter() - t0
+    wall = time.perf_counter() - t_start
+    if show_progress and done > args.chunk_size:
+        print(file=sys.stderr)
     print_dram_summary(res, cfg, str(args.trace), wall)
     if args.json:
         d = res.to_dict()
@@ -182,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", help="write the full results as JSON to this file")
     d.add_argument("--chunk-size", type=int, default=1 << 20, help="requests per streamed chunk")
     d.add_argument("--ignore-arrival", action="store_true", help="replay as fast as possible, ignoring timestamps")
+    d.add_argument("--progress", action="store_true", help="report progress per chunk on stderr (default on a terminal)")
+    d.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     d.set_defaults(func=cmd_dram)
 
     v = sub.add_parser("validate", help="compare memsim with reference simulators and published figures")
