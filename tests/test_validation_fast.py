@@ -29,3 +29,13 @@ def test_fast_reference_case(case):
         else:
             assert r.passed, (f"{r.id}: expected {r.check.expected}, simulated {r.simulated:.4g} "
                               f"(error {r.error:+.4f}, tolerance {r.check.tolerance})")
+
+
+SLOW = [c for c in catalogue() if not c.fast]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SLOW, ids=[c.id for c in SLOW])
+def test_full_reference_case(case):
+    """The rest of the catalogue (HBM rows on 1 M-request traces); run with ``pytest -m slow``."""
+    test_fast_reference_case(case)
