@@ -627,3 +627,10 @@ def test_property_random_preset_library(extra: dict) -> None:
             _check_result(lib.get(name))
     except ConfigError:
         return
+
+
+def test_two_queue_structures_are_rejected(tmp_path):
+    cfg = tmp_path / "q.yaml"
+    cfg.write_text("memory:\n  preset: HBM3_6400\n  controller: {active_buffer: 32, bank_queue_depth: 8}\n")
+    with pytest.raises(ConfigError, match=r"q\.yaml: memory\.controller\.bank_queue_depth: active_buffer"):
+        load_hw_config(cfg)

@@ -774,6 +774,10 @@ def _build(layers: _Layers, preset: str) -> DramConfig:
         if depth < per_line:
             raise blame(ctl_nodes, key, "controller").error(
                 f"{key} ({depth}) must hold at least one line: line_bytes / transaction_bytes = {per_line}")
+    if ctl.active_buffer > 0 and ctl.bank_queue_depth > 0:
+        raise blame(ctl_nodes, "bank_queue_depth", "controller").error(
+            "active_buffer (Ramulator-style) and bank_queue_depth (DRAMSim3-style) are two different queue "
+            "structures; set at most one of them above 0")
     if ctl.row_policy == "timeout" and ctl.row_timeout_ps <= 0:
         raise blame(ctl_nodes, "row_timeout", "controller").error(
             "row_policy 'timeout' needs a positive row_timeout like '100ns'")

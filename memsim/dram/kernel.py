@@ -11,6 +11,9 @@ What is modelled
   and three schedulers: ``frfcfs`` (ready row hits first, then the oldest ready command), ``first-ready``
   (the oldest request whose next command is ready, of any kind) and ``fcfs`` (the oldest request only).
   At most one command per cycle per channel, or one row and one column command with separate buses.
+  Two further queue structures of established simulators: Ramulator 2's active buffer (a request whose
+  row was activated moves there and is served first) and DRAMSim3's per-bank command queues (fed one
+  transaction per cycle from the transaction queue, visited round robin, precharge only at a queue head).
 * Per bank: open row, ACT/PRE/RD/WR timing from the rule table (``timing.py``), tFAW as a 4-entry window
   per rank; open, closed (auto-precharge when no queued request hits the row) and timeout row policies;
   an optional guard that never precharges a row that a queued request still hits.
@@ -23,7 +26,10 @@ What is simplified
 ------------------
 * The precharge-all and refresh commands do not occupy a command-bus slot.
 * Time does not advance cycle by cycle: a channel is re-examined at the next cycle after it issued a
-  command, otherwise at the earliest cycle at which any of its queued requests could issue.
+  command, otherwise at the earliest cycle at which any of its queued requests could issue. The
+  cycle-by-cycle twin in ``tests/dram_twin.py`` checks that this gives identical completion cycles.
+* The timeout row policy closes an idle row lazily, when the bank is next looked at (or refreshed, or at
+  the end of the run), as of the cycle it became closable: the timing is that of an eager close.
 * A read that finds a pending write to the same transaction address is answered at once from the write
   queue (no DRAM access), as both reference simulators do.
 """
@@ -42,6 +48,10 @@ from .timing import (
 INF = np.int64(1) << np.int64(62)
 
 
+# Data layout. Queued transactions of a channel live in a pool (``ent``); each is linked into two
+# doubly linked lists: its bank's list for its queue (cheap per-bank questions: pending hits, forwarding
+# of reads from pending writes) and the whole queue in order (the scheduler's scan, oldest first).
+# Hot loops read arrays directly: a helper taking arrays costs reference-count updates on every call.
 # queues per channel: 0 read buffer, 1 write buffer, 2 active buffer / per-bank command queues
 Q_READ, Q_WRITE, Q_CMD = 0, 1, 2
 # entry fields (entries live in a per-channel pool and are linked into one list per bank and queue)
@@ -185,9 +195,13 @@ def _unit_banks(par, ref, u, banks_per_unit):
 
 
 @njit(cache=True)
-def _do_refresh(par, nxt, nob, bank, chs, ref, S, u, c, t, banks_per_unit):
+def _do_refresh(par, rules, nob, lvl_base, lvl_fan, nxt, bank, chs, ref, S, u, c, t, banks_per_unit):
     """Refresh unit ``u`` now: close its banks at the earliest legal precharge, then block ACT for tRFC."""
     b0, b1 = _unit_banks(par, ref, u, banks_per_unit)
+    if par[P_ROWPOL] == ROW_TIMEOUT:
+        # rows that timed out before now were closed then, not by this refresh
+        for b in range(b0, b1):
+            _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
     if par[P_REFRESH] == REF_ALLBANK:
         dur = par[P_RFC]
         interval = par[P_REFI]
@@ -428,7 +442,7 @@ def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, en
             if busy > 0:  # Ramulator 2 lets activated requests finish, and nothing else starts
                 ref_block = True
                 continue
-        _do_refresh(par, nxt, nob, bank, chs, ref, S, u, c, t, banks_per_unit)
+        _do_refresh(par, rules, nob, lvl_base, lvl_fan, nxt, bank, chs, ref, S, u, c, t, banks_per_unit)
     if not ab:
         _update_write_mode(par, qlen, chs, c)
     qi = chs[c, C_WMODE]
@@ -847,6 +861,10 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             S[S_FE_RETRY] = t + 1
         # ---- 5. done?
         if i >= n_req and S[S_QUEUED] == 0 and S[S_FIFO_HEAD] == S[S_FIFO_TAIL]:
+            if par[P_ROWPOL] == ROW_TIMEOUT:
+                # count the precharges of rows that timed out (before now) after the last look at their bank
+                for b in range(bank.shape[0]):
+                    _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, b // banks_per_ch, b, t)
             break
         # ---- 6. next event time
         nt = INF
