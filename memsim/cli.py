@@ -75,6 +75,10 @@ def cmd_dram(args) -> int:
     from .dram.engine import DramEngine, Requests
     from .traces import open_trace
 
+    if args.qd < 0:
+        raise MemsimError(f"--qd expects 0 (unlimited) or a positive number of outstanding requests, got {args.qd}")
+    if args.chunk_size < 1:
+        raise MemsimError(f"--chunk-size expects a positive number of requests, got {args.chunk_size}")
     hw = load_hw_config(args.config, overrides=_parse_sets(args.set))
     cfg = hw.memory
     eng = DramEngine(cfg)

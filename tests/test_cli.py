@@ -65,3 +65,9 @@ def test_trace_command_writes_reference_trace(tmp_path, fmt, capsys):
     out = tmp_path / ("g.parquet" if fmt == "memsim" else "g.trace")
     assert main(["trace", "rand-unloaded(QD1,20k)", str(out), "--format", fmt]) == 0
     assert out.exists() and "20,000 requests" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", [["--qd", "-1"], ["--chunk-size", "0"]])
+def test_bad_numeric_flags(flag, capsys):
+    assert main(["dram", "x", "-c", str(ROOT / "hw_configs/hbm3.yaml"), *flag]) == 2
+    assert "expects" in capsys.readouterr().err
