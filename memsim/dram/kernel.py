@@ -42,7 +42,7 @@ from .timing import (
     ACT, PRE, RD, L_BK, L_RK, N_LEVELS,
     P_NCH, P_CL, P_BURST, P_RP, P_RFC, P_RFCPB, P_REFI, P_REFIPB, P_FAW, P_RQ, P_WQ, P_WHI, P_WLO,
     P_SCHED, P_CAP, P_ROWPOL, P_TIMEOUT, P_REFRESH, P_SEPBUS, P_POSTED, P_FWD, P_GUARD,
-    P_TXPERREQ, P_ACTBUF, P_BQD, ROW_CLOSED, ROW_TIMEOUT, REF_ALLBANK, SCHED_FCFS, SCHED_FIRST_READY,
+    P_TXPERREQ, P_ACTBUF, P_BQD, P_RULES_OF, ROW_CLOSED, ROW_TIMEOUT, REF_ALLBANK, SCHED_FCFS, SCHED_FIRST_READY,
 )
 
 INF = np.int64(1) << np.int64(62)
@@ -103,10 +103,9 @@ def _ready(nxt, nob, b, cmd):
 
 
 @njit(cache=True, inline="always")
-def _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, cmd, t):
-    for k in range(rules.shape[0]):
-        if rules[k, 0] != cmd:
-            continue
+def _apply_rules(par, nxt, nob, lvl_base, lvl_fan, rules, b, cmd, t):
+    """Command ``cmd`` issued to bank ``b`` at ``t``: raise the earliest-issue times it constrains."""
+    for k in range(par[P_RULES_OF + cmd], par[P_RULES_OF + cmd + 1]):
         lv = rules[k, 2]
         nt = t + rules[k, 3]
         node = nob[b, lv]
@@ -161,9 +160,9 @@ def _tx_done(S, ring, hist, out_done, slot, done):
 
 
 @njit(cache=True, inline="always")
-def _close_bank(nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t):
+def _close_bank(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t):
     """Precharge bank ``b`` at ``pre_t`` (auto-precharge or timeout)."""
-    _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, PRE, pre_t)
+    _apply_rules(par, nxt, nob, lvl_base, lvl_fan, rules, b, PRE, pre_t)
     bank[b, B_ROW] = -1
     bank[b, B_HP0] = 0
     bank[b, B_HP1] = 0
@@ -183,7 +182,7 @@ def _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t):
     if r > close_t:
         close_t = r
     if close_t <= t:
-        _close_bank(nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, close_t)
+        _close_bank(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, close_t)
 
 
 @njit(cache=True)
@@ -341,7 +340,7 @@ def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, ent, l
                chs, S, ring, hist, out_done, fifo, c, qq, e, t):
     b = ent[c, e, F_BANK]
     w = ent[c, e, F_WRITE]
-    _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, RD + w, t)
+    _apply_rules(par, nxt, nob, lvl_base, lvl_fan, rules, b, RD + w, t)
     flags = ent[c, e, F_FLAGS]
     if flags & FLAG_PRE:
         chs[c, C_CONF] += 1
@@ -373,7 +372,7 @@ def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, ent, l
         pre_t = _ready(nxt, nob, b, PRE)
         if pre_t < t:
             pre_t = t
-        _close_bank(nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t)
+        _close_bank(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t)
 
 
 @njit(cache=True, inline="always")
@@ -382,7 +381,7 @@ def _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank
     b = ent[c, e, F_BANK]
     if cmd == ACT:
         row = ent[c, e, F_ROW]
-        _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, ACT, t)
+        _apply_rules(par, nxt, nob, lvl_base, lvl_fan, rules, b, ACT, t)
         rk = nob[b, L_RK] - lvl_base[L_RK]
         faw[rk, faw_pos[rk]] = t
         faw_pos[rk] = (faw_pos[rk] + 1) & 3
@@ -403,7 +402,7 @@ def _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank
         bank[b, B_HP1] = _count_hits(ent, lists, c, 1, b, row)
         bank[b, B_HP2] = _count_hits(ent, lists, c, 2, b, row)
     else:
-        _apply_rules(nxt, nob, lvl_base, lvl_fan, rules, b, PRE, t)
+        _apply_rules(par, nxt, nob, lvl_base, lvl_fan, rules, b, PRE, t)
         bank[b, B_ROW] = -1
         bank[b, B_HP0] = 0
         bank[b, B_HP1] = 0

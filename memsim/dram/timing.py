@@ -33,8 +33,9 @@ LEVEL_NAMES = ("channel", "pseudo_channel", "rank", "bank_group", "bank")
 # indices into the scalar parameter vector ``par``
 (P_NCH, P_NPC, P_NRK, P_NBG, P_NBA, P_CL, P_CWL, P_BURST, P_RP, P_RFC, P_RFCPB, P_REFI, P_REFIPB,
  P_FAW, P_RQ, P_WQ, P_WHI, P_WLO, P_SCHED, P_CAP, P_ROWPOL, P_TIMEOUT, P_REFRESH, P_REFLEVEL,
- P_STAGGER, P_SEPBUS, P_POSTED, P_FWD, P_GUARD, P_TXPERREQ, P_RTP, P_WRREC, P_ACTBUF, P_BQD) = range(34)
-N_PAR = 34
+ P_STAGGER, P_SEPBUS, P_POSTED, P_FWD, P_GUARD, P_TXPERREQ, P_RTP, P_WRREC, P_ACTBUF, P_BQD,
+ P_RULES_OF) = range(35)
+N_PAR = P_RULES_OF + N_CMDS + 1  # rules of command k are rows par[P_RULES_OF + k] .. par[P_RULES_OF + k + 1]
 
 SCHED_FRFCFS, SCHED_FCFS, SCHED_FIRST_READY = 0, 1, 2
 ROW_OPEN, ROW_CLOSED, ROW_TIMEOUT = 0, 1, 2
@@ -95,7 +96,8 @@ def compile_timing(cfg: DramConfig) -> CompiledTiming:
     if org.ranks > 1:
         ccd_r = max(c(t.t_ccd_r_ps), bl)
         rules += [(RD, RD, L_RK, ccd_r, 1), (WR, WR, L_RK, ccd_r, 1)]
-    rules = [r for r in rules if r[3] > 0]
+    # grouped by the command that triggers them, so that issuing a command visits only its own rules
+    rules = sorted((r for r in rules if r[3] > 0), key=lambda r: r[0])
     par = np.zeros(N_PAR, dtype=np.int64)
     par[P_NCH] = org.channels
     par[P_NPC] = org.pseudo_channels
@@ -131,4 +133,6 @@ def compile_timing(cfg: DramConfig) -> CompiledTiming:
     par[P_WRREC] = wr_to_pre
     par[P_ACTBUF] = ctl.active_buffer
     par[P_BQD] = ctl.bank_queue_depth
+    for k in range(N_CMDS + 1):
+        par[P_RULES_OF + k] = sum(1 for r in rules if r[0] < k)
     return CompiledTiming(par, np.array(rules, dtype=np.int64).reshape(-1, 5), tck, bl)
