@@ -2,8 +2,12 @@
 
 Usage::
 
-    python benchmarks/run.py            # all reference configurations and traces
-    python benchmarks/run.py --quick    # 1/8 of each trace (a smoke run)
+    python benchmarks/run.py               # every section: DRAM, then each benchmarks/bench_*.py
+    python benchmarks/run.py --quick       # smaller inputs (a smoke run)
+    python benchmarks/run.py --only dram   # one section (dram, or the NAME of a bench_NAME.py)
+
+Each ``benchmarks/bench_NAME.py`` module (PIM, flash, SRAM, system, sweep) has ``run(quick: bool)``,
+which prints its own table after its own warm-up.
 
 Prints one row per (configuration, trace): wall time of the replay (after JIT warm-up), simulated
 requests per second, wall time per simulated microsecond, and the reference simulators' speed on the same
@@ -13,8 +17,10 @@ speed-up. The JIT warm-up (compiling or loading the cached kernels) is timed and
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
+from pathlib import Path
 
 from memsim.config import get_preset
 from memsim.dram.engine import DramEngine, Requests
@@ -28,10 +34,29 @@ BENCH_PRESETS = ("DRAMSim3_HBM2_8Gb_x128", "Ramulator2_HBM2_4Gb_2000Mbps_8ch",
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="replay 1/8 of each trace")
-    ap.add_argument("--presets", nargs="*", default=list(BENCH_PRESETS))
+    ap.add_argument("--quick", action="store_true", help="smaller inputs (DRAM: 1/8 of each trace)")
+    ap.add_argument("--presets", nargs="*", default=list(BENCH_PRESETS), help="DRAM presets to run")
+    ap.add_argument("--only", nargs="*", help="sections to run (dram and the NAME of each bench_NAME.py)")
     args = ap.parse_args(argv)
+    here = Path(__file__).resolve().parent
+    extra = sorted(p.stem[len("bench_"):] for p in here.glob("bench_*.py"))
+    wanted = args.only or ["dram", *extra]
+    unknown = [w for w in wanted if w != "dram" and w not in extra]
+    if unknown:
+        ap.error(f"unknown section(s) {unknown}; known: dram, {', '.join(extra)}")
+    if "dram" in wanted:
+        bench_dram(args)
+    sys.path.insert(0, str(here))
+    for name in extra:
+        if name in wanted:
+            print(f"\n=== {name} ===")
+            sys.stdout.flush()
+            importlib.import_module(f"bench_{name}").run(args.quick)
+    return 0
 
+
+def bench_dram(args) -> None:
+    print("=== dram ===")
     t0 = time.perf_counter()
     warm = DramEngine(get_preset(args.presets[0]))
     a, w = synthetic.seq(1024)
@@ -66,7 +91,6 @@ def main(argv=None) -> int:
             total_wall += wall
             sys.stdout.flush()
     print(f"\nall: {total_req:,.0f} requests in {total_wall:.1f} s = {total_req / total_wall / 1e6:.2f} M req/s")
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ FAST = [c for c in catalogue() if c.fast]
 
 
 def test_catalogue_covers_every_reference_row_with_a_preset():
-    cases = catalogue()
+    cases = [c for c in catalogue() if c.id.startswith("dram/")]
     assert len(cases) == 40  # 8 configurations x 5 traces
     assert all(c.checks and c.source for c in cases)
     assert set(KNOWN_MISSES) <= {f"{c.id}:{k.metric}" for c in cases for k in c.checks}

@@ -36,7 +36,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -84,15 +84,28 @@ class HardwareConfig:
     ----------
     name : str
         ``name:`` from the file, or the file stem.
-    memory : DramConfig
-        The resolved, validated memory device.
+    memory : DramConfig or None
+        The resolved, validated main DRAM/HBM device (``memory:``); None when the file describes only
+        other tiers (a flash-only or SRAM-only config).
     source_file : str
         The path the config was read from, as given.
+    sections : mapping of str to object
+        Every other top-level block (``pim``, ``flash``, ``sram``, ``system`` ...), each parsed by the
+        parser registered for it in :data:`SECTION_PARSERS`; absent blocks are absent here.
     """
 
     name: str
-    memory: DramConfig
+    memory: DramConfig | None
     source_file: str
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> Any:
+        """The parsed block ``name``; a ConfigError naming the file if the config has none."""
+        if name not in self.sections:
+            raise ConfigError(f"this config has no '{name}' section (it has: "
+                              f"{', '.join(['memory'] * (self.memory is not None) + sorted(self.sections)) or 'nothing'})",
+                              file=self.source_file)
+        return self.sections[name]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -449,8 +462,19 @@ _SECTIONS: dict[str, dict[str, _Field] | None] = {
 _MEMORY_KEYS = ("preset", *_SECTIONS, "line_bytes")
 #: Keys of one preset in memsim/presets/dram/*.yaml.
 _PRESET_KEYS = ("inherits", "standard", "source", "description", *_SECTIONS, "line_bytes")
+#: Top-level blocks of a hardware config besides ``name`` and ``memory``: block name ->
+#: ``"module:function"``. The function takes the block as an annotated node (see
+#: :mod:`memsim.config.yamltree`) plus the whole file's root node, and returns a frozen config object
+#: or raises ConfigError. Modules are imported only when a file uses their block, so one device kind's
+#: import cost (or a half-written module) never touches configs that do not use it.
+SECTION_PARSERS: dict[str, str] = {
+    "pim": "memsim.pim.config:parse_section",
+    "flash": "memsim.flash.config:parse_section",
+    "sram": "memsim.sram.config:parse_section",
+    "system": "memsim.system.config:parse_section",
+}
 #: Top-level keys of a hardware config file.
-_FILE_KEYS = ("name", "memory")
+_FILE_KEYS = ("name", "memory", *SECTION_PARSERS)
 
 # DRAMSim3-style two-letter address fields (and the level count each one indexes).
 _DS3_FIELDS = ("ro", "ra", "bg", "ba", "ch", "pc", "co")
@@ -470,15 +494,20 @@ class _Layers:
     where: _Node  # the outermost layer's block, blamed for fields that no layer defines
 
 
-def _layer(base: _Layers | None, block: _Node, allowed: tuple[str, ...]) -> _Layers:
-    """Apply one layer (a preset body or a memory block) on top of ``base``; later layers win per field."""
+def _layer(base: _Layers | None, block: _Node, allowed: tuple[str, ...],
+           section_names: Any = None) -> _Layers:
+    """Apply one layer (a preset body or a memory block) on top of ``base``; later layers win per field.
+
+    ``section_names`` are the keys whose values are merged field by field (default: the DRAM sections).
+    """
+    names = _SECTIONS if section_names is None else section_names
     body = _mapping(block, "a mapping")
     scalars = dict(base.scalars) if base else {}
-    sections = {name: dict(base.sections[name]) if base else {} for name in _SECTIONS}
+    sections = {name: dict(base.sections[name]) if base else {} for name in names}
     for key, child in body.items():
         if key not in allowed:
             raise _unknown_key(child, key, allowed)
-        if key in _SECTIONS:
+        if key in names:
             sections[key].update(_mapping(child, f"a mapping of {key} fields"))
         else:
             scalars[key] = child
@@ -497,8 +526,15 @@ class _PresetLibrary:
     file or across files, is an error.
     """
 
-    def __init__(self, files: list[tuple[str, str]]):
-        """``files`` holds ``(label, text)`` pairs; ``label`` names the file in error messages."""
+    def __init__(self, files: list[tuple[str, str]], preset_keys: tuple[str, ...] = _PRESET_KEYS,
+                 section_names: tuple[str, ...] | None = None):
+        """``files`` holds ``(label, text)`` pairs; ``label`` names the file in error messages.
+
+        ``preset_keys`` and ``section_names`` default to the DRAM preset layout; other device kinds
+        (PIM, flash, SRAM, compute units) pass their own and use :meth:`layers`, not :meth:`get`.
+        """
+        self.preset_keys = preset_keys
+        self.section_names = section_names
         bodies: dict[str, _Node] = {}
         for label, text in files:
             data = _parse_yaml_text(text, label)
@@ -518,11 +554,11 @@ class _PresetLibrary:
         self._configs: dict[str, DramConfig] = {}
 
     @classmethod
-    def from_directory(cls, folder: Any, label: str | None = None) -> _PresetLibrary:
+    def from_directory(cls, folder: Any, label: str | None = None, **kwargs: Any) -> _PresetLibrary:
         """Read every ``*.yaml`` / ``*.yml`` in ``folder`` (a Path or importlib Traversable), by name."""
         entries = sorted((f for f in folder.iterdir() if f.name.endswith((".yaml", ".yml"))), key=lambda f: f.name)
         prefix = label if label is not None else str(folder)
-        return cls([(f"{prefix}/{f.name}", f.read_text(encoding="utf-8")) for f in entries])
+        return cls([(f"{prefix}/{f.name}", f.read_text(encoding="utf-8")) for f in entries], **kwargs)
 
     def names(self) -> list[str]:
         return sorted(self.bodies)
@@ -556,7 +592,7 @@ class _PresetLibrary:
             current = parent.value
         layers: _Layers | None = None
         for preset in reversed(chain):
-            layers = _layer(layers, self.bodies[preset], _PRESET_KEYS)
+            layers = _layer(layers, self.bodies[preset], self.preset_keys, self.section_names)
         assert layers is not None
         self._layers[name] = layers
         return layers
@@ -941,7 +977,21 @@ def load_hw_config(path: str | Path, overrides: Mapping[str, object] | None = No
             raise _unknown_key(child, key, _FILE_KEYS)
     name_node = root.value.get("name")
     name = _text(name_node) if name_node is not None else Path(file).stem
+    sections: dict[str, Any] = {}
+    for key, parser in SECTION_PARSERS.items():
+        block = root.value.get(key)
+        if block is not None:
+            sections[key] = _section_parser(parser)(block, root)
     memory = root.value.get("memory")
     if memory is None:
-        raise ConfigError("required key missing; expected a mapping with 'preset'", file=file, path="memory")
-    return HardwareConfig(name=name, memory=_memory_from_node(memory), source_file=file)
+        if not sections:
+            raise ConfigError("required key missing; expected a mapping with 'preset'", file=file, path="memory")
+        return HardwareConfig(name=name, memory=None, source_file=file, sections=sections)
+    return HardwareConfig(name=name, memory=_memory_from_node(memory), source_file=file, sections=sections)
+
+
+def _section_parser(spec: str) -> Callable[[_Node, _Node], Any]:
+    import importlib
+
+    module, _, func = spec.partition(":")
+    return getattr(importlib.import_module(module), func)
