@@ -21,10 +21,12 @@ What is modelled / simplified:
   stopped after ``requests``). The hash covers the fully resolved DRAM config (so editing a preset or a
   config file invalidates its points, moving files does not), the trace (reference name, or the sha256
   and format of the file), the prefix length, the queue depth and the arrival handling.
-* ``system``: a :func:`memsim.system.api.run_point` call (imported lazily, in the worker). Until that
-  API offers a resolver, the hash covers the resolved hardware config (as plain data where it can be
-  represented, else the config file's bytes), the workload file's bytes, the policy, the fidelity and
-  the overrides; a workload that includes other files is not followed.
+* ``system``: a :func:`memsim.system.api.run_point` call (imported lazily). Points are resolved with the
+  API's own helpers (``split_overrides``, ``load_workload``, ``resolved_inputs``; or ``resolve_point``
+  where it exists), so a sweep point's folder has the same hash as the equivalent ``memsim run`` and
+  every point's hardware config, workload and policy are validated before anything runs. An API without
+  them (a fake injected in tests) is hashed by the resolved hardware config, the workload file's bytes
+  (or the model name), the policy, the fidelity and the overrides.
 """
 from __future__ import annotations
 
@@ -109,6 +111,17 @@ def file_digest(path: Path) -> str:
 def _override_text(v: Any) -> str:
     """An override value as the string a ``--set key=value`` would carry (read back as YAML)."""
     return v if isinstance(v, str) else json.dumps(to_jsonable(v), sort_keys=True)
+
+
+def _yaml_value(v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    import yaml
+
+    try:
+        return yaml.safe_load(v)
+    except yaml.YAMLError:
+        return v
 
 
 def _load_hw(path: Path, overrides: Mapping, cache: dict | None):
@@ -290,7 +303,9 @@ class SystemRunner:
     kind = "system"
     VERSION = 1
     PARAMS = ("hw", "workload", "policy", "fidelity")
-    METRICS = ("ttft_s", "tpot_s", "tokens_per_s", "energy_per_token_j")
+    METRICS = ("ttft_s", "tpot_s", "tpot_p99_s", "tokens_per_s", "e2e_tokens_per_s", "total_time_s",
+               "energy_per_token_j", "prefill_energy_j", "total_energy_j", "compute_energy_j", "memory_energy_j",
+               "flops", "ops")
 
     def __init__(self, api: Any = None):
         self._api = api
@@ -314,7 +329,11 @@ class SystemRunner:
             if req not in settings:
                 raise PointInputError(req, f"required setting missing: base.{req} or an axis '{req}'")
         hw_path = _find_file(settings["hw"], folder, "hw", "hardware config")
-        wl_path = _find_file(settings["workload"], folder, "workload", "workload file")
+        wl = settings["workload"]
+        if not isinstance(wl, str) or not wl:
+            raise PointInputError("workload", f"expected a workload file or a model name, got {wl!r}")
+        looks_like_file = wl.endswith((".yaml", ".yml", ".json")) or "/" in wl
+        wl_arg = str(_find_file(wl, folder, "workload", "workload file")) if looks_like_file else wl
         fidelity = settings.get("fidelity", "analytical")
         if fidelity not in FIDELITIES:
             raise PointInputError("fidelity", f"unknown fidelity {fidelity!r}; expected one of {', '.join(FIDELITIES)}")
@@ -322,13 +341,6 @@ class SystemRunner:
         if policy is not None and not isinstance(policy, str):
             raise PointInputError("policy", f"expected a policy name, got {policy!r}")
         overrides = dict(settings.get("set") or {})
-        hw_sections = ("name", "memory", *SECTION_PARSERS)
-        hw_over = {k: v for k, v in overrides.items() if k.split(".", 1)[0] in hw_sections}
-        try:
-            hw = _load_hw(hw_path, hw_over, cache)
-        except ModuleNotFoundError as exc:
-            raise PointInputError("hw", f"{hw_path}: a section of this config needs a module that is not "
-                                        f"installed ({exc.name})") from None
         str_over = {k: _override_text(v) for k, v in sorted(overrides.items())}
         api = self.api()
         policies = getattr(api, "policies", None)
@@ -336,20 +348,43 @@ class SystemRunner:
             known = list(policies())
             if policy not in known:
                 raise PointInputError("policy", f"unknown policy {policy!r}; known: {', '.join(known)}")
+        task = {"hw": str(hw_path), "workload": wl_arg, "policy": policy, "fidelity": fidelity,
+                "overrides": str_over}
         resolver = getattr(api, "resolve_point", None)
         if callable(resolver):
-            system_inputs = to_jsonable(resolver(str(hw_path), str(wl_path), policy=policy, fidelity=fidelity,
-                                                 overrides=str_over))
-        else:
-            try:
-                hw_data = to_jsonable({"memory": hw.memory, "sections": dict(hw.sections)})
-            except TypeError:
-                hw_data = {"file_sha256": file_digest(hw_path)}
-            system_inputs = {"hw": hw_data, "workload": {"name": wl_path.name, "sha256": file_digest(wl_path)}}
-        inputs = {"kind": self.kind, "runner_version": self.VERSION, "system": system_inputs,
+            inputs = to_jsonable(resolver(str(hw_path), wl_arg, policy=policy, fidelity=fidelity,
+                                          overrides=str_over))
+            return Resolved(inputs=inputs, task=task)
+        if all(callable(getattr(api, n, None)) for n in ("split_overrides", "load_workload", "resolved_inputs")):
+            # the system API's own resolution: the point folder is named as `memsim run` names it
+            hw_ov, wl_ov, pol_ov = api.split_overrides(str_over)
+            hw = _load_hw(hw_path, hw_ov, cache)
+            if "system" not in hw.sections:
+                raise PointInputError("hw", f"{hw_path}: a system point needs a hardware config with a 'system:' "
+                                            f"block (units, tiers)")
+            scenario = api.load_workload(wl_arg, wl_ov)
+            name = policy or getattr(api, "DEFAULT_POLICY", "hbm-baseline")
+            params = {k: _yaml_value(v) for k, v in pol_ov.items()}
+            from memsim.policies import get_policy
+
+            get_policy(name, params)
+            return Resolved(inputs=to_jsonable(api.resolved_inputs(hw, scenario, name, params, fidelity)), task=task)
+        # an API without a resolver (an injected fake, an older system module): hash the files
+        hw_sections = ("name", "memory", *SECTION_PARSERS)
+        hw_over = {k: v for k, v in overrides.items() if k.split(".", 1)[0] in hw_sections}
+        try:
+            hw = _load_hw(hw_path, hw_over, cache)
+        except ModuleNotFoundError as exc:
+            raise PointInputError("hw", f"{hw_path}: a section of this config needs a module that is not "
+                                        f"installed ({exc.name})") from None
+        try:
+            hw_data = to_jsonable({"memory": hw.memory, "sections": dict(hw.sections)})
+        except TypeError:
+            hw_data = {"file_sha256": file_digest(hw_path)}
+        wl_data = ({"name": Path(wl_arg).name, "sha256": file_digest(Path(wl_arg))} if looks_like_file
+                   else {"model": wl_arg})
+        inputs = {"kind": self.kind, "runner_version": self.VERSION, "hw": hw_data, "workload": wl_data,
                   "policy": policy, "fidelity": fidelity, "overrides": str_over}
-        task = {"hw": str(hw_path), "workload": str(wl_path), "policy": policy, "fidelity": fidelity,
-                "overrides": str_over}
         return Resolved(inputs=inputs, task=task)
 
     def run(self, task: Mapping) -> PointOutput:
