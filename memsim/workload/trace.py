@@ -572,7 +572,7 @@ def _write_atomic(table, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20, store_schema=False)
+        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
