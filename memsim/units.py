@@ -45,6 +45,8 @@ __all__ = [
     "parse_bitrate_bps",
     "parse_energy_pj",
     "parse_power_mw",
+    "parse_bandwidth_bytes_per_s",
+    "parse_flops",
     "format_duration_ps",
     "format_bytes",
     "format_bandwidth",
@@ -80,6 +82,16 @@ _ENERGY_PJ.update({f"{m}J": Fraction(10**6) for m in _MICRO})
 
 _POWER_MW: dict[str, Fraction] = {"mW": Fraction(1), "W": Fraction(10**3), "kW": Fraction(10**6)}
 _POWER_MW.update({f"{m}W": Fraction(1, 1000) for m in _MICRO})
+
+# Byte rates of links and memories (SI: GB/s = 1e9 B/s; GiB/s = 2^30 B/s).
+_BANDWIDTH_BPS: dict[str, Fraction] = {f"{u}/s": f for u, f in _SIZE_BYTES.items()}
+
+# Arithmetic throughput: FLOP/s (also written FLOPS) and integer-operation rates (OP/s, OPS).
+_FLOPS: dict[str, Fraction] = {}
+for _prefix, _scale in (("", 1), ("k", 10**3), ("M", 10**6), ("G", 10**9), ("T", 10**12), ("P", 10**15)):
+    for _u in ("FLOPS", "FLOP/s", "OPS", "OP/s"):
+        _FLOPS[f"{_prefix}{_u}"] = Fraction(_scale)
+del _prefix, _scale, _u
 
 # A decimal number, optional exponent, optional spaces, then a unit made of letters, '/' or µ/μ.
 _QUANTITY = re.compile(
@@ -193,6 +205,19 @@ def parse_energy_pj(value: object, *, allow_negative: bool = False) -> float:
 def parse_power_mw(value: object, *, allow_negative: bool = False) -> float:
     """Parse a power such as ``"120mW"`` or ``"1.2W"`` into milliwatts (float)."""
     return float(_parse(value, _POWER_MW, "a power", "120mW", allow_negative))
+
+
+def parse_bandwidth_bytes_per_s(value: object, *, allow_negative: bool = False) -> float:
+    """Parse a byte rate such as ``"32GB/s"`` (SI, 32e9 B/s) or ``"6GiB/s"`` into bytes per second (float).
+
+    Bit rates (``Gbps``) are rejected here: a link or memory bandwidth is given in bytes per second.
+    """
+    return float(_parse(value, _BANDWIDTH_BPS, "a bandwidth", "32GB/s", allow_negative))
+
+
+def parse_flops(value: object, *, allow_negative: bool = False) -> float:
+    """Parse an arithmetic rate such as ``"312TFLOPS"``, ``"19.5TFLOP/s"`` or ``"624TOPS"`` (per second)."""
+    return float(_parse(value, _FLOPS, "an arithmetic rate", "312TFLOPS", allow_negative))
 
 
 def _num(x: float) -> str:

@@ -1,0 +1,105 @@
+"""The policy interface and its registry.
+
+Contract (a policy proposes, the system model scores it):
+
+* ``Policy.plan(trace, system) -> Plan`` is a pure function of the op trace and the system config.
+* ``Plan.tensor_tier`` maps every tensor id of the trace to a tier name; a tensor the plan does not
+  name lives in the tier of its kind in ``Plan.default_tier`` (keys ``weight``, ``kv``, ``activation``).
+* ``Plan.op_unit`` gives, per op (aligned with ``trace.ops``), the name of the unit that runs it.
+* ``Plan.transfers`` lists data movements between tiers, each scheduled on the link between them, after
+  the ops it waits for and before the op that needs it (prefetch and double buffering are expressed
+  by choosing those two ops).
+* Placements that do not fit a tier's capacity are rejected by the system model (``CapacityError``)
+  unless the policy spills explicitly (by placing the tensors elsewhere and adding transfers).
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Protocol
+
+import numpy as np
+
+from memsim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Move ``bytes`` from tier ``src`` to tier ``dst`` after op ``after`` (-1: at the start), before op ``before``."""
+
+    src: str
+    dst: str
+    bytes: int
+    after: int
+    before: int
+    name: str = ""
+
+
+@dataclass
+class Plan:
+    default_tier: dict[str, str]
+    op_unit: np.ndarray  # array of unit names (object dtype), one per op
+    tensor_tier: dict[str, str] = field(default_factory=dict)
+    transfers: list[Transfer] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the policy decided, for the run summary
+
+
+class Policy(Protocol):
+    name: str
+
+    def plan(self, trace: Any, system: Any) -> Plan: ...
+
+
+_REGISTRY: dict[str, Callable[..., Policy]] = {}
+_BUILTIN = ("memsim.policies.hbm_baseline",)
+_loaded = False
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator: register a policy class under ``name`` (a duplicate name raises)."""
+
+    def deco(cls: type) -> type:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"policy name {name!r} is already registered by {_REGISTRY[name]!r}")
+        _REGISTRY[name] = cls
+        cls.name = name
+        return cls
+
+    return deco
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    import importlib
+
+    for mod in _BUILTIN:
+        importlib.import_module(mod)
+    for ep in metadata.entry_points(group="memsim.policies"):
+        ep.load()
+    _loaded = True
+
+
+def known_policies() -> list[str]:
+    _load()
+    return sorted(_REGISTRY)
+
+
+def get_policy(name: str, params: Mapping[str, Any] | None = None) -> Policy:
+    """Build the policy ``name`` with ``params``; unknown names and parameters raise ConfigError."""
+    _load()
+    if name not in _REGISTRY:
+        guess = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+        raise ConfigError(f"unknown policy {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}", path="policy")
+    cls = _REGISTRY[name]
+    params = dict(params or {})
+    allowed = tuple(getattr(cls, "PARAMS", ()))
+    for k in params:
+        if k not in allowed:
+            raise ConfigError(f"unknown parameter {k!r} of policy {name!r}; allowed: {', '.join(allowed) or 'none'}",
+                              path=f"policy.{k}")
+    return cls(**params)

@@ -1,0 +1,276 @@
+"""The ``system:`` block of a hardware config: compute units, memory tiers and links.
+
+::
+
+    memory: {preset: HBM2E_3200, organization: {rows: 65536}}   # one stack of the main memory
+    system:
+      units:
+        gpu: {preset: A100-80GB-SXM, memory: hbm}     # compute presets: memsim/presets/compute/*.yaml
+      tiers:
+        hbm: {device: memory, count: 5}              # 5 identical stacks of the `memory:` device
+        host: {device: dram, preset: DDR5_4800, count: 8}   # any DRAM preset (with overrides)
+      links:
+        pcie: {between: [hbm, host], bandwidth: 32GB/s, latency: 1us, energy_per_bit: 5pJ}
+
+A *unit* computes; its ``memory`` names the tier it reads and writes directly. A *tier* is ``count``
+identical devices with addresses interleaved across them finely enough that every op's traffic splits
+evenly (so one device is simulated with 1/count of the traffic). ``device`` is ``memory`` (the file's
+``memory:`` block), ``dram`` (a DRAM preset given here), or ``pim`` / ``flash`` / ``sram`` (the file's
+block of that name, when those tiers are built). A *link* joins two tiers (or a unit and a tier) with a
+bandwidth, a latency and an energy per bit; transfers between tiers are scheduled on it.
+
+What is simplified: the interleave across a tier's devices is ideal (no device sees more than its
+share); links are full-duplex point to point, one transfer at a time per link (FIFO).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from memsim import units
+from memsim.config import yamltree as yt
+from memsim.config.loader import _memory_from_node
+from memsim.config.schema import DramConfig
+from memsim.errors import ConfigError
+
+DTYPES = ("fp32", "fp16", "bf16", "int8", "int4")
+UNIT_KINDS = ("gpu", "npu", "asic", "cpu")
+TIER_DEVICES = ("memory", "dram", "pim", "flash", "sram")
+
+
+def _bandwidth(node: yt.Node) -> float:
+    try:
+        v = units.parse_bandwidth_bytes_per_s(node.value)
+    except ValueError as exc:
+        raise node.error(str(exc)) from None
+    if v <= 0:
+        raise node.error(f"expected a positive bandwidth, got {yt.show(node.value)}")
+    return v
+
+
+def _flops(node: yt.Node) -> float:
+    try:
+        v = units.parse_flops(node.value)
+    except ValueError as exc:
+        raise node.error(str(exc)) from None
+    if v <= 0:
+        raise node.error(f"expected a positive rate, got {yt.show(node.value)}")
+    return v
+
+
+def _per_dtype(parse: yt.Parser, what: str) -> yt.Parser:
+    def p(node: yt.Node) -> dict[str, float]:
+        body = yt.mapping(node, f"a mapping of datatype ({', '.join(DTYPES)}) to {what}")
+        out = {}
+        for k, v in body.items():
+            if k not in DTYPES:
+                raise yt.unknown_key(v, k, DTYPES, "datatype")
+            out[k] = parse(v)
+        return out
+
+    return p
+
+
+def _efficiency(node: yt.Node) -> float:
+    v = node.value
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+        raise node.error(f"expected a fraction in (0, 1], got {yt.show(v)}")
+    return float(v)
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    """One compute unit. Rates in FLOP/s (or OP/s) per datatype; times in ps; sizes in bytes."""
+
+    name: str
+    preset: str
+    kind: str
+    source: str
+    matrix_flops: dict[str, float]
+    vector_flops: dict[str, float]
+    compute_efficiency: float
+    memory_efficiency: float
+    kernel_overhead_ps: int
+    sram_bytes: int
+    energy_pj_per_flop: dict[str, float]
+    memory: str  # the tier this unit reads and writes directly
+
+    def matrix_rate(self, dtype: str) -> float:
+        if dtype not in self.matrix_flops:
+            raise ConfigError(f"unit '{self.name}' ({self.preset}) has no matrix throughput for {dtype}; "
+                              f"it has {', '.join(self.matrix_flops)}")
+        return self.matrix_flops[dtype]
+
+    def vector_rate(self, dtype: str) -> float:
+        if dtype not in self.vector_flops:
+            raise ConfigError(f"unit '{self.name}' ({self.preset}) has no vector throughput for {dtype}; "
+                              f"it has {', '.join(self.vector_flops)}")
+        return self.vector_flops[dtype]
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    """One memory tier: ``count`` identical devices. ``dram`` holds the device for DRAM-like tiers."""
+
+    name: str
+    device: str  # memory | dram | pim | flash | sram
+    count: int
+    dram: DramConfig | None = None
+    other: Any = None  # the parsed pim / flash / sram block for those device kinds
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    name: str
+    ends: tuple[str, str]
+    bandwidth_bytes_per_s: float
+    latency_ps: int
+    energy_pj_per_bit: float
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    units: dict[str, UnitConfig]
+    tiers: dict[str, TierConfig]
+    links: dict[str, LinkConfig] = field(default_factory=dict)
+
+    def link_between(self, a: str, b: str) -> LinkConfig | None:
+        for link in self.links.values():
+            if set(link.ends) == {a, b}:
+                return link
+        return None
+
+
+_UNIT_SECTIONS = ("throughput", "efficiency", "memory_system", "energy")
+_UNIT_PRESET_KEYS = ("inherits", "kind", "source", "description", *_UNIT_SECTIONS)
+
+_THROUGHPUT = {
+    "matrix": yt.Field("matrix_flops", _per_dtype(_flops, "a rate like '312TFLOPS'"), True),
+    "vector": yt.Field("vector_flops", _per_dtype(_flops, "a rate like '78TFLOPS'"), True),
+}
+_EFFICIENCY = {
+    "compute": yt.Field("compute_efficiency", _efficiency, True),
+    "memory": yt.Field("memory_efficiency", _efficiency, True),
+    "kernel_overhead": yt.Field("kernel_overhead_ps", yt.duration(), True),
+}
+_MEMSYS = {"sram": yt.Field("sram_bytes", yt.size(), True)}
+_ENERGY = {"per_flop": yt.Field("energy_pj_per_flop", _per_dtype(yt.energy(), "an energy like '0.2pJ'"), True)}
+
+
+def compute_library() -> yt.PresetLibrary:
+    return yt.preset_library("compute", preset_keys=_UNIT_PRESET_KEYS, section_names=_UNIT_SECTIONS)
+
+
+def _parse_unit(name: str, block: yt.Node) -> UnitConfig:
+    lib = compute_library()
+    body = yt.mapping(block, "a compute unit: a mapping with 'preset' and 'memory'")
+    mem = body.get("memory")
+    if mem is None:
+        raise ConfigError("required key missing; expected the name of the tier this unit reads",
+                          file=block.file, path=yt.join(block.path, "memory"))
+    memory = yt.text(mem)
+    rest = yt.Node({k: v for k, v in body.items() if k != "memory"}, block.file, block.path)
+    preset, layers = yt.resolve_preset(lib, rest, allowed=_UNIT_SECTIONS, what="a compute unit")
+    values: dict[str, Any] = {}
+    for section, table in (("throughput", _THROUGHPUT), ("efficiency", _EFFICIENCY),
+                           ("memory_system", _MEMSYS), ("energy", _ENERGY)):
+        v, _ = yt.parse_fields(layers, section, table, preset)
+        values.update(v)
+    kind_node = yt.scalar(layers, "kind")
+    if kind_node is None:
+        raise yt.missing(layers, None, "kind", preset)
+    kind = yt.choice(*UNIT_KINDS)(kind_node)
+    src = yt.scalar(layers, "source")
+    return UnitConfig(name=name, preset=preset, kind=kind, source=yt.any_text(src) if src else "",
+                      memory=memory, **values)
+
+
+def _parse_tier(name: str, block: yt.Node, root: yt.Node) -> TierConfig:
+    body = yt.mapping(block, "a tier: a mapping with 'device' (and 'count', 'preset' for dram tiers)")
+    allowed = ("device", "count", "preset", "organization", "timing", "controller", "mapping", "energy",
+               "line_bytes")
+    for k, v in body.items():
+        if k not in allowed:
+            raise yt.unknown_key(v, k, allowed)
+    dev_node = body.get("device")
+    if dev_node is None:
+        raise ConfigError(f"required key missing; expected one of {', '.join(TIER_DEVICES)}",
+                          file=block.file, path=yt.join(block.path, "device"))
+    device = yt.choice(*TIER_DEVICES)(dev_node)
+    count = yt.count(body["count"]) if "count" in body else 1
+    dram_keys = [k for k in body if k not in ("device", "count")]
+    if device == "dram":
+        dram_body = yt.Node({k: body[k] for k in dram_keys}, block.file, block.path)
+        return TierConfig(name, device, count, dram=_memory_from_node(dram_body))
+    if dram_keys:
+        raise body[dram_keys[0]].error(f"only 'device: dram' tiers take device settings here; a '{device}' "
+                                       f"tier uses the file's top-level '{device}:' block")
+    source = root.value.get(device) if isinstance(root.value, dict) else None
+    if source is None:
+        raise dev_node.error(f"this tier uses the file's top-level '{device}:' block, which is missing")
+    if device == "memory":
+        return TierConfig(name, device, count, dram=_memory_from_node(source))
+    from memsim.config.loader import SECTION_PARSERS, _section_parser
+
+    other = _section_parser(SECTION_PARSERS[device])(source, root)
+    dram = getattr(other, "dram", None)
+    return TierConfig(name, device, count, dram=dram if isinstance(dram, DramConfig) else None, other=other)
+
+
+def _parse_link(name: str, block: yt.Node, tier_or_unit: set[str]) -> LinkConfig:
+    body = yt.mapping(block, "a link: a mapping with 'between', 'bandwidth', 'latency'")
+    table = {"between": None, "bandwidth": None, "latency": None, "energy_per_bit": None}
+    for k, v in body.items():
+        if k not in table:
+            raise yt.unknown_key(v, k, tuple(table))
+    for k in ("between", "bandwidth", "latency"):
+        if k not in body:
+            raise ConfigError("required key missing", file=block.file, path=yt.join(block.path, k))
+    ends = body["between"]
+    if not isinstance(ends.value, list) or len(ends.value) != 2:
+        raise ends.error(f"expected a list of two tier names, got {yt.show(ends.value)}")
+    a, b = (yt.text(e) for e in ends.value)
+    for e, n in zip((a, b), ends.value):
+        if e not in tier_or_unit:
+            raise n.error(f"unknown tier or unit '{e}'; known: {', '.join(sorted(tier_or_unit))}")
+    if a == b:
+        raise ends.error("a link joins two different tiers")
+    e_node = body.get("energy_per_bit")
+    epb = 0.0
+    if e_node is not None:
+        v = e_node.value
+        try:
+            epb = units.parse_energy_pj(v.removesuffix("/bit") if isinstance(v, str) else v)
+        except ValueError as exc:
+            raise e_node.error(str(exc)) from None
+    return LinkConfig(name, (a, b), _bandwidth(body["bandwidth"]), yt.duration()(body["latency"]), epb)
+
+
+def parse_section(block: yt.Node, root: yt.Node) -> SystemConfig:
+    """Parse the ``system:`` block (see the module docstring); errors name the file and YAML path."""
+    body = yt.mapping(block, "a mapping with 'units', 'tiers' and optional 'links'")
+    allowed = ("units", "tiers", "links")
+    for k, v in body.items():
+        if k not in allowed:
+            raise yt.unknown_key(v, k, allowed)
+    for k in ("units", "tiers"):
+        if k not in body:
+            raise ConfigError("required key missing", file=block.file, path=yt.join(block.path, k))
+    tiers = {n: _parse_tier(n, b, root) for n, b in yt.mapping(body["tiers"], "a mapping of tier names").items()}
+    if not tiers:
+        raise body["tiers"].error("expected at least one tier")
+    units_ = {n: _parse_unit(n, b) for n, b in yt.mapping(body["units"], "a mapping of unit names").items()}
+    if not units_:
+        raise body["units"].error("expected at least one compute unit")
+    for n, u in units_.items():
+        if u.memory not in tiers:
+            node = body["units"].value[n].value["memory"]
+            raise node.error(f"unknown tier '{u.memory}'; tiers: {', '.join(tiers)}")
+    clash = set(tiers) & set(units_)
+    if clash:
+        raise body["units"].error(f"names used for both a unit and a tier: {', '.join(sorted(clash))}")
+    links = {}
+    if "links" in body:
+        names = set(tiers) | set(units_)
+        links = {n: _parse_link(n, b, names) for n, b in yt.mapping(body["links"], "a mapping of link names").items()}
+    return SystemConfig(units=units_, tiers=tiers, links=links)

@@ -1,0 +1,144 @@
+"""SimPy orchestration of ops and transfers over compute units, memory tiers and links.
+
+One process per compute unit runs the ops assigned to it in trace order (the trace order is a valid
+topological order, so a unit never waits on an op queued behind it); before an op starts, every op it
+depends on and every transfer it needs must be done. One process per link moves the plan's transfers
+in order, each after the op it waits for. A tier is a SimPy resource of capacity one, held for the
+whole of each op that touches it, but only where ops of two units can contend for it (a tier used by
+a single unit needs no arbitration, which keeps large traces fast). Time is integer ps.
+
+What is simplified: a tier serves one op at a time (see :mod:`memsim.system.simulator`); links are FIFO,
+one transfer at a time, each taking ``latency + bytes / min(link, source tier, destination tier
+bandwidth)``; a transfer's traffic on its two tiers is counted but not arbitrated against the ops
+using them (a link is normally far slower than the memories it joins, so it takes a small share of
+their bandwidth; prefetching over it overlaps compute, which is the point of prefetching).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from memsim.errors import MemsimError
+
+
+@dataclass
+class Schedule:
+    start: np.ndarray  # int64 ps per op
+    end: np.ndarray
+    transfers: pd.DataFrame  # one row per transfer: name, link, src, dst, bytes, start_ps, end_ps, energy_pj
+
+
+def _deps_lists(ops: pd.DataFrame) -> list:
+    deps = ops["deps"].tolist()
+    return [list(map(int, d)) if d is not None else [] for d in deps]
+
+
+def tier_bandwidth(system, tier: str) -> float:
+    """Peak bandwidth of a whole tier (B/s): its devices' peak times their count."""
+    t = system.tiers[tier]
+    if t.dram is not None:
+        return t.dram.peak_bandwidth_bytes_per_s * t.count
+    bw = getattr(t.other, "peak_bandwidth_bytes_per_s", None)
+    return float(bw) * t.count if bw else float("inf")
+
+
+def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:
+    ops = trace.ops
+
+    def tier_bw(name: str) -> float:
+        return tier_bandwidth(system, name) if name in system.tiers else float("inf")
+
+    n = len(ops)
+    env = simpy.Environment()
+    deps = _deps_lists(ops)
+    dur = times.duration_ps.tolist()
+    touched = times.tiers
+    unit_of = times.unit
+
+    # tiers that more than one process can touch need arbitration
+    users: dict[str, set] = {}
+    for i in range(n):
+        for t in touched[i]:
+            users.setdefault(t, set()).add(unit_of[i])
+    tr_list = list(plan.transfers)
+    links_for = []
+    for k, tr in enumerate(tr_list):
+        link = system.link_between(tr.src, tr.dst)
+        if link is None:
+            raise MemsimError(f"transfer {tr.name or k} from '{tr.src}' to '{tr.dst}': no link joins these tiers")
+        links_for.append(link)
+    shared = {t for t, u in users.items() if len(u) > 1}
+    resources = {t: simpy.Resource(env, capacity=1) for t in sorted(shared)}
+
+    done = [env.event() for _ in range(n)]
+    start = np.zeros(n, dtype=np.int64)
+    end = np.zeros(n, dtype=np.int64)
+    needs: dict[int, list] = {}
+    tr_done = [env.event() for _ in tr_list]
+    for k, tr in enumerate(tr_list):
+        if not -1 <= tr.after < n or not 0 <= tr.before < n or (tr.after >= tr.before):
+            raise MemsimError(f"transfer {tr.name or k}: 'after' ({tr.after}) must precede 'before' ({tr.before}) "
+                              f"within the {n} ops")
+        needs.setdefault(tr.before, []).append(tr_done[k])
+    finished = [0]
+    step = max(1, n // 100)
+
+    def run_unit(op_ids):
+        for i in op_ids:
+            waits = [done[d] for d in deps[i] if not done[d].triggered]
+            waits += [e for e in needs.get(i, ()) if not e.triggered]
+            if waits:
+                yield env.all_of(waits)
+            held = [(t, resources[t].request()) for t in touched[i] if t in resources]
+            for _, req in held:
+                yield req
+            start[i] = env.now
+            yield env.timeout(dur[i])
+            for t, req in held:
+                resources[t].release(req)
+            end[i] = env.now
+            done[i].succeed()
+            finished[0] += 1
+            if progress is not None and finished[0] % step == 0:
+                progress(finished[0], n)
+
+    tr_rows = []
+
+    def run_link(items):
+        link_res = simpy.Resource(env, capacity=1)
+        for k in items:
+            tr, link = tr_list[k], links_for[k]
+            if tr.after >= 0 and not done[tr.after].triggered:
+                yield done[tr.after]
+            with link_res.request() as lr:
+                yield lr
+                t0 = env.now
+                bw = min(link.bandwidth_bytes_per_s, tier_bw(tr.src), tier_bw(tr.dst))
+                yield env.timeout(int(np.ceil(link.latency_ps + tr.bytes / bw * 1e12)))
+            tr_rows.append({"name": tr.name or f"transfer{k}", "link": link.name, "src": tr.src, "dst": tr.dst,
+                            "bytes": int(tr.bytes), "start_ps": int(t0), "end_ps": int(env.now),
+                            "energy_pj": tr.bytes * 8 * link.energy_pj_per_bit, "before_op": tr.before})
+            tr_done[k].succeed()
+
+    by_unit: dict[str, list[int]] = {}
+    for i in range(n):
+        by_unit.setdefault(unit_of[i], []).append(i)
+    for name in sorted(by_unit):
+        env.process(run_unit(by_unit[name]))
+    by_link: dict[str, list[int]] = {}
+    for k, link in enumerate(links_for):
+        by_link.setdefault(link.name, []).append(k)
+    for name in sorted(by_link):
+        env.process(run_link(by_link[name]))
+    env.run()
+    if finished[0] != n:
+        stuck = next(i for i in range(n) if not done[i].triggered)
+        raise MemsimError(f"the schedule deadlocked: {n - finished[0]} ops never ran (first: op {stuck}); "
+                          f"check the trace's dependencies and the plan's transfers")
+    cols = ["name", "link", "src", "dst", "bytes", "start_ps", "end_ps", "energy_pj", "before_op"]
+    transfers = pd.DataFrame(tr_rows, columns=cols).sort_values(["start_ps", "name"], kind="stable") \
+        .reset_index(drop=True)
+    return Schedule(start, end, transfers)

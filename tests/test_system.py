@@ -1,0 +1,229 @@
+"""System simulator: closed forms, capacity, determinism, orchestration, config errors, CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memsim.cli import main
+from memsim.config import load_hw_config
+from memsim.errors import ConfigError, MemsimError
+from memsim.policies import Plan, Transfer, get_policy, known_policies, register
+from memsim.system import service
+from memsim.system.api import run_point, write_results
+from memsim.system.simulator import CapacityError, simulate
+from memsim.workload.model import load_model
+from memsim.workload.scenario import Scenario
+from memsim.workload.trace import generate
+
+REPO = Path(__file__).resolve().parents[1]
+A100 = str(REPO / "hw_configs" / "a100_80gb.yaml")
+SMALL = {"workload.prompt_tokens": 8, "workload.generated_tokens": 4}
+
+
+@pytest.fixture(scope="module")
+def gpt2_runs():
+    return {f: run_point(A100, "gpt2", fidelity=f, overrides=SMALL) for f in ("analytical", "event", "cycle")}
+
+
+def test_bytes_per_decode_step_equal_weights_plus_kv_plus_activations_exactly(gpt2_runs):
+    res = gpt2_runs["analytical"]
+    ops = res.trace.ops
+    dec = ops[ops["phase"] == "decode"]
+    per_step = dec.groupby("step")[["weight_bytes", "kv_read_bytes", "kv_write_bytes", "act_read_bytes",
+                                    "act_write_bytes"]].sum().sum(axis=1)
+    m = res.metrics()
+    assert m["bytes_per_decode_step_hbm"] == pytest.approx(per_step.mean(), rel=0, abs=1e-6)
+    # the weights are read once per step in full (GPT-2 ties the LM head to the embedding table)
+    w = dec.groupby("step")["weight_bytes"].sum()
+    total_w = res.trace.total_weight_bytes
+    emb_rows_only = int(dec.loc[dec["kind"] == "embedding", "weight_bytes"].sum() / len(w))
+    assert (w >= total_w - res.trace.tensors.set_index("tensor").loc["embed_positions", "bytes"]
+            - emb_rows_only).all()
+
+
+def test_analytical_fidelity_is_the_roofline_op_by_op(gpt2_runs):
+    res = gpt2_runs["analytical"]
+    hw = load_hw_config(A100)
+    u = hw.section("system").units["gpu"]
+    cfg = hw.memory
+    o = res.ops
+    peak = cfg.peak_bandwidth_bytes_per_s * 5
+    matrix = o["kind"].isin(["gemm", "lm_head", "attn_score", "attn_av"]).to_numpy()
+    rate = np.where(matrix, u.matrix_flops["fp16"] * u.compute_efficiency, u.vector_flops["fp16"])
+    roofline = np.maximum(o["flops"] / rate, o["bytes"] / (peak * u.memory_efficiency)) * 1e12
+    expected = np.ceil(u.kernel_overhead_ps + roofline)
+    np.testing.assert_array_equal((o["end_ps"] - o["start_ps"]).to_numpy(), expected.astype(np.int64))
+    # one unit, one tier: the schedule is the ops back to back
+    assert (o["start_ps"].to_numpy()[1:] == o["end_ps"].to_numpy()[:-1]).all()
+
+
+def test_cycle_and_analytical_agree_within_the_dram_streaming_efficiency(gpt2_runs):
+    a, c = gpt2_runs["analytical"].ops, gpt2_runs["cycle"].ops
+    cfg = load_hw_config(A100).memory
+    eff = service.measured_stream_bandwidth(cfg, False) / cfg.peak_bandwidth_bytes_per_s
+    big = (a["bytes"] > 1 << 20).to_numpy() & (a["memory_ps"] > a["compute_ps"]).to_numpy()
+    assert big.sum() > 10
+    ratio = c["memory_ps"].to_numpy()[big] / a["memory_ps"].to_numpy()[big]
+    # never faster than the peak; never slower than the steady-state stream plus its start-up latency
+    assert np.all(ratio > 1.0) and np.all(ratio <= 1.02 / eff), (ratio.min(), ratio.max(), 1 / eff)
+    # streams long enough to include refresh run at the steady-state efficiency
+    per_dev_lines = a["bytes"].to_numpy()[big] / 5 / cfg.line_bytes
+    long = per_dev_lines >= service.SAMPLE_LINES / 2
+    assert long.any()
+    np.testing.assert_allclose(ratio[long], 1 / eff, rtol=0.02)
+    assert 0.6 < eff < 0.98
+
+
+def test_event_fidelity_uses_the_measured_bandwidth_plus_one_latency(gpt2_runs):
+    a, e = gpt2_runs["analytical"].ops, gpt2_runs["event"].ops
+    cfg = load_hw_config(A100).memory
+    eff = service.measured_stream_bandwidth(cfg, False) / cfg.peak_bandwidth_bytes_per_s
+    lat = service.unloaded_read_latency_ps(cfg)
+    w = gpt2_runs["event"].trace.ops["weight_bytes"].to_numpy()
+    sel = w > 1 << 20  # projections: reads dominate (the output row is tiny)
+    assert sel.sum() > 10
+    # their event time is the analytical time / the device's read efficiency + the unloaded latency
+    np.testing.assert_allclose(e["memory_ps"].to_numpy()[sel], a["memory_ps"].to_numpy()[sel] / eff + lat,
+                               rtol=0.03)
+
+
+def test_decode_metrics_are_consistent(gpt2_runs):
+    res = gpt2_runs["cycle"]
+    m = res.metrics()
+    steps = res.decode_step_times_ps()
+    assert len(steps) == 4 and (steps > 0).all()
+    assert m["tpot_s"] == pytest.approx(steps.mean() * 1e-12)
+    assert m["tokens_per_s"] == pytest.approx(1 / m["tpot_s"])
+    assert m["ttft_s"] * 1e12 == res.ops.loc[res.ops["phase"] == "prefill", "end_ps"].max()
+    assert m["total_time_s"] == pytest.approx(m["ttft_s"] + steps.sum() * 1e-12)
+    assert m["energy_per_token_j"] > 0 and m["compute_energy_j"] > 0 and m["memory_energy_j"] > 0
+
+
+def test_runs_are_deterministic_byte_for_byte(tmp_path):
+    a = run_point(A100, "gpt2", fidelity="cycle", overrides=SMALL)
+    b = run_point(A100, "gpt2", fidelity="cycle", overrides=SMALL)
+    fa, fb = a.files(), b.files()
+    assert fa.keys() == fb.keys()
+    for k in fa:
+        assert fa[k] == fb[k], k
+    d1 = write_results(a, tmp_path)
+    d2 = write_results(b, tmp_path)
+    assert d1 == d2 and (d1 / "stats.json").exists() and (d1 / "timeline.json").exists()
+    trace = json.loads((d1 / "timeline.json").read_text())
+    assert any(e.get("ph") == "X" for e in trace["traceEvents"])
+
+
+def test_a_placement_that_does_not_fit_is_an_error():
+    with pytest.raises(CapacityError, match="tier 'hbm' holds 80.00 GiB but the placement needs 12"):
+        run_point(A100, "llama2-70b", overrides={"workload.prompt_tokens": 8, "workload.generated_tokens": 1})
+
+
+def test_policy_registry():
+    assert "hbm-baseline" in known_policies()
+    with pytest.raises(ConfigError, match="unknown policy 'hbm-basline' \\(did you mean 'hbm-baseline'\\?\\)"):
+        get_policy("hbm-basline")
+    with pytest.raises(ConfigError, match="unknown parameter 'foo'"):
+        get_policy("hbm-baseline", {"foo": 1})
+    with pytest.raises(ValueError, match="already registered"):
+        @register("hbm-baseline")
+        class Other:  # noqa: F841
+            pass
+
+
+HOST_HW = """
+name: two-tier
+memory: {preset: HBM2E_3200}
+system:
+  units:
+    gpu: {preset: A100-80GB-SXM, memory: hbm}
+  tiers:
+    hbm: {device: memory, count: 5}
+    host: {device: dram, preset: DDR5_4800, count: 8}
+  links:
+    pcie: {between: [host, hbm], bandwidth: 32GB/s, latency: 1us, energy_per_bit: 5pJ}
+"""
+
+
+class _PrefetchFromHost:
+    """Test policy: weights of layer 1 live on the host and are copied to HBM while layer 0 runs."""
+
+    name = "test-prefetch"
+
+    def plan(self, trace, system):
+        ops = trace.ops
+        first_l1 = int(ops.index[ops["layer"] == 1][0])
+        wbytes = int(ops.loc[(ops["layer"] == 1) & (ops["phase"] == "prefill"), "weight_bytes"].sum())
+        return Plan(default_tier={"weight": "hbm", "kv": "hbm", "activation": "hbm"},
+                    op_unit=np.full(len(ops), "gpu", dtype=object),
+                    transfers=[Transfer("host", "hbm", wbytes, after=-1, before=first_l1, name="L1 weights")])
+
+
+def test_transfers_run_on_links_and_gate_the_op_that_needs_them(tmp_path):
+    p = tmp_path / "hw.yaml"
+    p.write_text(HOST_HW)
+    hw = load_hw_config(p)
+    m = load_model("gpt2")
+    sc = Scenario(model=m, prompt_tokens=8, generated_tokens=1)
+    res = simulate(hw, generate(m, sc), sc, _PrefetchFromHost(), fidelity="analytical")
+    tr = res.transfers
+    assert len(tr) == 1 and tr.loc[0, "link"] == "pcie"
+    expect = 1_000_000 + tr.loc[0, "bytes"] / 32e9 * 1e12
+    assert tr.loc[0, "end_ps"] - tr.loc[0, "start_ps"] == int(np.ceil(expect))
+    assert tr.loc[0, "start_ps"] == 0  # prefetched from the start, overlapping layer 0
+    first_l1 = int(res.ops.index[res.ops["layer"] == 1][0])
+    assert res.ops.loc[first_l1, "start_ps"] >= tr.loc[0, "end_ps"]
+    assert res.ops.loc[first_l1 - 1, "end_ps"] < tr.loc[0, "end_ps"]  # layer 0 ran meanwhile
+    assert res.metrics()["bytes_link_pcie"] == tr.loc[0, "bytes"]
+
+
+@pytest.mark.parametrize("patch, where", [
+    ("system: {units: {gpu: {preset: A100-80GB-SXM, memory: hbm}}, tiers: {hbm: {device: memroy}}}",
+     "system.tiers.hbm.device: expected one of memory, dram, pim, flash, sram, got 'memroy'"),
+    ("system: {units: {gpu: {preset: A100-80GB-SXM, memory: hmb}}, tiers: {hbm: {device: memory}}}",
+     "system.units.gpu.memory: unknown tier 'hmb'"),
+    ("system: {units: {gpu: {preset: A100, memory: hbm}}, tiers: {hbm: {device: memory}}}",
+     "system.units.gpu.preset: unknown preset 'A100'"),
+    ("system: {units: {gpu: {preset: A100-80GB-SXM, memory: hbm, efficiency: {memory: 1.5}}}, "
+     "tiers: {hbm: {device: memory}}}", "system.units.gpu.efficiency.memory: expected a fraction in (0, 1]"),
+    ("system: {units: {gpu: {preset: A100-80GB-SXM, memory: hbm}}, tiers: {hbm: {device: memory}}, "
+     "links: {x: {between: [hbm, nowhere], bandwidth: 1GB/s, latency: 1us}}}",
+     "system.links.x.between[1]: unknown tier or unit 'nowhere'"),
+    ("system: {units: {gpu: {preset: A100-80GB-SXM, memory: hbm}}, tiers: {hbm: {device: memory}}, "
+     "links: {x: {between: [hbm, gpu], bandwidth: 1Gbps, latency: 1us}}}",
+     "system.links.x.bandwidth: unknown unit 'Gbps'"),
+    ("system: {units: {gpu: {preset: A100-80GB-SXM, memory: hbm}}, tiers: {hbm: {device: memory}}, extra: 1}",
+     "system.extra: unknown key 'extra'"),
+])
+def test_system_config_errors_name_file_and_path(tmp_path, patch, where):
+    p = tmp_path / "bad.yaml"
+    p.write_text("memory: {preset: HBM2E_3200}\n" + patch + "\n")
+    with pytest.raises(ConfigError) as ei:
+        load_hw_config(p)
+    assert str(ei.value).startswith(f"{p}: ") and where in str(ei.value), str(ei.value)
+
+
+def test_cli_run_prints_summary_and_writes_results(tmp_path, capsys):
+    rc = main(["run", A100, "gpt2", "--set", "workload.prompt_tokens=8", "--set", "workload.generated_tokens=2",
+               "--results", str(tmp_path), "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "TTFT" in out and "TPOT" in out and "tokens/s" in out and "mJ/token" in out
+    folders = [d for d in tmp_path.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    assert len(folders) == 1
+    stats = json.loads((folders[0] / "stats.json").read_text())
+    assert stats["policy"] == "hbm-baseline" and stats["metrics"]["tpot_s"] > 0
+    assert set(stats["system"]["tiers"]) == {"hbm"}
+
+
+def test_cli_run_rejects_bad_input_clearly(tmp_path, capsys):
+    assert main(["run", A100, "gpt2", "--policy", "nope", "--no-save", "-q"]) == 2
+    assert "unknown policy 'nope'" in capsys.readouterr().err
+    assert main(["run", A100, "gpt2", "--set", "workload.bogus=1", "--no-save", "-q"]) == 2
+    assert "workload.bogus" in capsys.readouterr().err
+    assert main(["run", str(REPO / "hw_configs" / "hbm3.yaml"), "gpt2", "--no-save", "-q"]) == 2
+    assert "needs a 'system:' block" in capsys.readouterr().err
+    with pytest.raises(MemsimError):
+        run_point(A100, "gpt2", fidelity="exact")
