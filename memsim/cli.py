@@ -242,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: ``func`` (taking the parsed args, returning an exit code). They must import heavy modules (the
 #: engines, numba) inside their command functions, so that ``memsim --help`` stays fast.
 COMMAND_MODULES: tuple[str, ...] = (
+    "memsim.workload.cli",
     "memsim.pim.cli",
     "memsim.flash.cli",
     "memsim.sram.cli",

@@ -227,3 +227,15 @@ def test_cli_run_rejects_bad_input_clearly(tmp_path, capsys):
     assert "needs a 'system:' block" in capsys.readouterr().err
     with pytest.raises(MemsimError):
         run_point(A100, "gpt2", fidelity="exact")
+
+
+def test_link_presets_layer_under_the_link_block(tmp_path):
+    p = tmp_path / "hw.yaml"
+    p.write_text(HOST_HW.replace("pcie: {between: [host, hbm], bandwidth: 32GB/s, latency: 1us, energy_per_bit: 5pJ}",
+                                 "pcie: {between: [host, hbm], preset: PCIe4-x16, latency: 2us}"))
+    link = load_hw_config(p).section("system").links["pcie"]
+    assert link.bandwidth_bytes_per_s == 31.5e9 and link.latency_ps == 2_000_000 and link.energy_pj_per_bit == 5.0
+    p.write_text(HOST_HW.replace("pcie: {between: [host, hbm], bandwidth: 32GB/s, latency: 1us, energy_per_bit: 5pJ}",
+                                 "pcie: {between: [host, hbm], preset: PCIe9}"))
+    with pytest.raises(ConfigError, match="system.links.pcie.preset: unknown preset 'PCIe9'"):
+        load_hw_config(p)

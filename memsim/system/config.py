@@ -10,7 +10,8 @@
         hbm: {device: memory, count: 5}              # 5 identical stacks of the `memory:` device
         host: {device: dram, preset: DDR5_4800, count: 8}   # any DRAM preset (with overrides)
       links:
-        pcie: {between: [hbm, host], bandwidth: 32GB/s, latency: 1us, energy_per_bit: 5pJ}
+        pcie: {between: [hbm, host], preset: PCIe4-x16}    # link presets: memsim/presets/link/
+        nvme: {between: [host, ssd], bandwidth: 7.88GB/s, latency: 1us, energy_per_bit: 5pJ}
 
 A *unit* computes; its ``memory`` names the tier it reads and writes directly. A *tier* is ``count``
 identical devices with addresses interleaved across them finely enough that every op's traffic splits
@@ -217,15 +218,30 @@ def _parse_tier(name: str, block: yt.Node, root: yt.Node) -> TierConfig:
     return TierConfig(name, device, count, dram=dram if isinstance(dram, DramConfig) else None, other=other)
 
 
+_LINK_KEYS = ("bandwidth", "latency", "energy_per_bit")
+_LINK_PRESET_KEYS = ("inherits", "source", "description", *_LINK_KEYS)
+
+
+def link_library() -> yt.PresetLibrary:
+    return yt.preset_library("link", preset_keys=_LINK_PRESET_KEYS, section_names=())
+
+
+def _energy_per_bit(node: yt.Node) -> float:
+    v = node.value
+    try:
+        return units.parse_energy_pj(v.removesuffix("/bit") if isinstance(v, str) else v)
+    except ValueError as exc:
+        raise node.error(str(exc)) from None
+
+
 def _parse_link(name: str, block: yt.Node, tier_or_unit: set[str]) -> LinkConfig:
-    body = yt.mapping(block, "a link: a mapping with 'between', 'bandwidth', 'latency'")
-    table = {"between": None, "bandwidth": None, "latency": None, "energy_per_bit": None}
+    body = yt.mapping(block, "a link: a mapping with 'between' and 'preset' or 'bandwidth' and 'latency'")
+    allowed = ("between", "preset", *_LINK_KEYS)
     for k, v in body.items():
-        if k not in table:
-            raise yt.unknown_key(v, k, tuple(table))
-    for k in ("between", "bandwidth", "latency"):
-        if k not in body:
-            raise ConfigError("required key missing", file=block.file, path=yt.join(block.path, k))
+        if k not in allowed:
+            raise yt.unknown_key(v, k, allowed)
+    if "between" not in body:
+        raise ConfigError("required key missing", file=block.file, path=yt.join(block.path, "between"))
     ends = body["between"]
     if not isinstance(ends.value, list) or len(ends.value) != 2:
         raise ends.error(f"expected a list of two tier names, got {yt.show(ends.value)}")
@@ -235,15 +251,20 @@ def _parse_link(name: str, block: yt.Node, tier_or_unit: set[str]) -> LinkConfig
             raise n.error(f"unknown tier or unit '{e}'; known: {', '.join(sorted(tier_or_unit))}")
     if a == b:
         raise ends.error("a link joins two different tiers")
-    e_node = body.get("energy_per_bit")
-    epb = 0.0
-    if e_node is not None:
-        v = e_node.value
-        try:
-            epb = units.parse_energy_pj(v.removesuffix("/bit") if isinstance(v, str) else v)
-        except ValueError as exc:
-            raise e_node.error(str(exc)) from None
-    return LinkConfig(name, (a, b), _bandwidth(body["bandwidth"]), yt.duration()(body["latency"]), epb)
+    values: dict[str, yt.Node] = {}
+    if "preset" in body:
+        lib = link_library()
+        rest = yt.Node({k: v for k, v in body.items() if k != "between"}, block.file, block.path)
+        _, layers = yt.resolve_preset(lib, rest, allowed=_LINK_KEYS, what="a link")
+        values = {k: v for k, v in layers.scalars.items() if k in _LINK_KEYS}
+    else:
+        values = {k: body[k] for k in _LINK_KEYS if k in body}
+    for k in ("bandwidth", "latency"):
+        if k not in values:
+            raise ConfigError("required key missing (give it, or a 'preset')", file=block.file,
+                              path=yt.join(block.path, k))
+    epb = _energy_per_bit(values["energy_per_bit"]) if "energy_per_bit" in values else 0.0
+    return LinkConfig(name, (a, b), _bandwidth(values["bandwidth"]), yt.duration()(values["latency"]), epb)
 
 
 def parse_section(block: yt.Node, root: yt.Node) -> SystemConfig:
