@@ -31,9 +31,15 @@ class Schedule:
     transfers: pd.DataFrame  # one row per transfer: name, link, src, dst, bytes, start_ps, end_ps, energy_pj
 
 
-def _deps_lists(ops: pd.DataFrame) -> list:
-    deps = ops["deps"].tolist()
-    return [list(map(int, d)) if d is not None else [] for d in deps]
+def _edges(trace) -> tuple[np.ndarray, np.ndarray]:
+    """Dependency edges (src must finish before dst starts) as two int64 arrays."""
+    src, dst = getattr(trace, "_src", None), getattr(trace, "_dst", None)
+    if src is not None:
+        return np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+    deps = trace.ops["deps"].tolist()
+    d = [np.asarray(x if x is not None else [], dtype=np.int64) for x in deps]
+    lens = np.array([len(x) for x in d], dtype=np.int64)
+    return (np.concatenate(d) if d else np.zeros(0, np.int64)), np.repeat(np.arange(len(d)), lens)
 
 
 def tier_bandwidth(system, tier: str) -> float:
@@ -53,10 +59,20 @@ def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:
 
     n = len(ops)
     env = simpy.Environment()
-    deps = _deps_lists(ops)
     dur = times.duration_ps.tolist()
     touched = times.tiers
     unit_of = times.unit
+    # A unit runs its ops in trace order, so a dependency on an earlier op of the same unit is met by
+    # construction; only dependencies across units need events (this keeps one-unit traces cheap).
+    src, dst = _edges(trace)
+    if len(src) and np.any(src >= dst):
+        raise MemsimError("the trace is not in topological order (an op depends on a later one)")
+    codes = {u: k for k, u in enumerate(sorted(set(unit_of.tolist())))}
+    ucode = np.array([codes[u] for u in unit_of], dtype=np.int64) if n else np.zeros(0, np.int64)
+    cross = ucode[src] != ucode[dst] if len(src) else np.zeros(0, bool)
+    deps: dict[int, list[int]] = {}
+    for a, b in zip(src[cross].tolist(), dst[cross].tolist()):
+        deps.setdefault(b, []).append(a)
 
     # tiers that more than one process can touch need arbitration
     users: dict[str, set] = {}
@@ -73,7 +89,9 @@ def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:
     shared = {t for t, u in users.items() if len(u) > 1}
     resources = {t: simpy.Resource(env, capacity=1) for t in sorted(shared)}
 
-    done = [env.event() for _ in range(n)]
+    tr_after = {tr.after for tr in tr_list if tr.after >= 0}
+    evented = set(src[cross].tolist()) | tr_after
+    done = {i: env.event() for i in sorted(evented)}
     start = np.zeros(n, dtype=np.int64)
     end = np.zeros(n, dtype=np.int64)
     needs: dict[int, list] = {}
@@ -88,7 +106,7 @@ def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:
 
     def run_unit(op_ids):
         for i in op_ids:
-            waits = [done[d] for d in deps[i] if not done[d].triggered]
+            waits = [done[d] for d in deps.get(i, ()) if not done[d].triggered]
             waits += [e for e in needs.get(i, ()) if not e.triggered]
             if waits:
                 yield env.all_of(waits)
@@ -100,7 +118,8 @@ def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:
             for t, req in held:
                 resources[t].release(req)
             end[i] = env.now
-            done[i].succeed()
+            if i in done:
+                done[i].succeed()
             finished[0] += 1
             if progress is not None and finished[0] % step == 0:
                 progress(finished[0], n)
@@ -135,8 +154,7 @@ def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:
         env.process(run_link(by_link[name]))
     env.run()
     if finished[0] != n:
-        stuck = next(i for i in range(n) if not done[i].triggered)
-        raise MemsimError(f"the schedule deadlocked: {n - finished[0]} ops never ran (first: op {stuck}); "
+        raise MemsimError(f"the schedule deadlocked: {n - finished[0]} of {n} ops never ran; "
                           f"check the trace's dependencies and the plan's transfers")
     cols = ["name", "link", "src", "dst", "bytes", "start_ps", "end_ps", "energy_pj", "before_op"]
     transfers = pd.DataFrame(tr_rows, columns=cols).sort_values(["start_ps", "name"], kind="stable") \

@@ -162,6 +162,8 @@ class SystemResult:
             "scenario": {k: v for k, v in self.scenario.resolved().items() if k != "model"},
             "system": {"units": units, "tiers": tiers, "links": links},
             "breakdown_decode_by_kind": self.breakdown("kind").to_dict(orient="records"),
+            "breakdown_decode_by_layer": self.breakdown("layer").to_dict(orient="records"),
+            "breakdown_prefill_by_kind": self.breakdown("kind", phase="prefill").to_dict(orient="records"),
         })
 
     def chrome_trace(self) -> dict:
@@ -189,7 +191,7 @@ class SystemResult:
         return {"traceEvents": events, "displayTimeUnit": "ns"}
 
     def files(self) -> dict[str, bytes]:
-        """The run folder's files: stats.json, ops.parquet, transfers.parquet, timeline.json."""
+        """The run folder's files: stats.json, ops.parquet, transfers.parquet, utilisation.parquet, timeline.json."""
         import io
 
         def parquet(df: pd.DataFrame) -> bytes:
@@ -200,4 +202,5 @@ class SystemResult:
         return {"stats.json": canonical_json(self.stats(), indent=2) + b"\n",
                 "ops.parquet": parquet(self.ops),
                 "transfers.parquet": parquet(self.transfers),
+                "utilisation.parquet": parquet(self.utilisation()),
                 "timeline.json": json.dumps(self.chrome_trace(), separators=(",", ":")).encode()}

@@ -17,7 +17,10 @@ identical devices with the traffic split evenly, so each stream is timed on one 
     tensors are placed at bases aligned to a whole mapping period (:data:`ALIGN_BYTES`), so two streams
     of equal length see identical device behaviour. Streams longer than :data:`SAMPLE_LINES` lines per
     device are simulated for their first SAMPLE_LINES lines and extrapolated linearly (the steady state of
-    a sequential stream is reached within a few thousand lines; the sample is 64 times that).
+    a sequential stream is reached within a few thousand lines; the sample is 64 times that). Shorter
+    streams are simulated at their length rounded up to one of :data:`BUCKETS_PER_OCTAVE` sizes per
+    power of two and scaled back linearly, so that a KV cache growing by one token per step does not
+    cost one kernel run per step (the rounding moves the simulated length by at most 1/64).
 
 The unit's memory efficiency (the fraction of the memory bandwidth a real kernel's access pattern can
 draw, e.g. AttAcc's MAX_OFF_MEM_BW_UTIL) applies at every fidelity: it models the compute unit's side.
@@ -40,6 +43,8 @@ from memsim.config.schema import DramConfig
 ALIGN_BYTES = 1 << 21
 #: Longest stream (in lines per device) replayed in full at cycle fidelity; longer ones are extrapolated.
 SAMPLE_LINES = 1 << 16
+#: Stream lengths simulated at cycle fidelity: this many sizes per power of two (see the module docstring).
+BUCKETS_PER_OCTAVE = 64
 #: Length of the calibration streams of event fidelity (lines per device).
 CALIBRATION_LINES = 1 << 16
 
@@ -103,13 +108,21 @@ def event_stream(cfg: DramConfig, nbytes: float, write: bool) -> StreamTiming:
     return StreamTiming(nbytes / bw * 1e12, nbytes * dram_energy_per_byte(cfg, write))
 
 
+def bucket_lines(lines: int) -> int:
+    """``lines`` rounded up to the next of BUCKETS_PER_OCTAVE sizes per power of two (exact below 128)."""
+    if lines <= 2 * BUCKETS_PER_OCTAVE:
+        return lines
+    step = 1 << (lines.bit_length() - 1 - BUCKETS_PER_OCTAVE.bit_length() + 1)
+    return -(-lines // step) * step
+
+
 def cycle_stream(cfg: DramConfig, nbytes: float, write: bool) -> StreamTiming:
     """The stream through the device kernel (sampled beyond SAMPLE_LINES lines, see the module docstring)."""
     line = cfg.line_bytes
     lines = int(-(-int(nbytes) // line))
     if lines == 0:
         return StreamTiming(0.0, 0.0)
-    run = min(lines, SAMPLE_LINES)
+    run = bucket_lines(min(lines, SAMPLE_LINES))
     t, e, hits, misses = _kernel_stream(cfg, run, write)
     scale = lines / run
     return StreamTiming(t * scale, e * scale, hits * scale, misses * scale)

@@ -213,9 +213,10 @@ def op_times(trace, system: SystemConfig, plan, fidelity: str) -> OpTimes:
         overhead[sel] = u.kernel_overhead_ps
         energy_c[sel] = flops[sel] * u.energy_pj_per_flop.get(dtype, 0.0)
     duration = np.ceil(overhead + np.maximum(compute_ps, mem_ps)).astype(np.int64)
-    tier_list = sorted(tier_bytes)
-    mask = np.stack([tier_bytes[t] > 0 for t in tier_list], axis=1) if tier_list else np.zeros((n, 0), bool)
-    touched = [[tier_list[j] for j in np.flatnonzero(row)] for row in mask]
+    touched: list[list[str]] = [[] for _ in range(n)]
+    for tier in sorted(tier_bytes):
+        for i in np.flatnonzero(tier_bytes[tier] > 0).tolist():
+            touched[i].append(tier)
     return OpTimes(unit_names, compute_ps, mem_ps, duration, touched, tier_bytes, tier_energy, energy_c)
 
 
