@@ -259,7 +259,9 @@ def _build(name: str, layers: yt.Layers) -> FlashConfig:
     org_v, org_n = yt.parse_fields(layers, "organization", _ORG, name)
     org = FlashOrganization(**org_v)
     if org.page_bytes % org.read_granularity_bytes:
-        raise org_n["read_granularity"].error(
+        user = [n for n in (org_n["read_granularity"], org_n["page_size"])
+                if not (n.file or "").startswith("memsim/presets/")]
+        raise (user or [org_n["read_granularity"]])[0].error(
             f"the page size ({org.page_bytes} B) must be a whole number of read units, got "
             f"{org.read_granularity_bytes} B")
     feat_v, _ = yt.parse_fields(layers, "features", _FEAT, name)
