@@ -44,11 +44,10 @@ def _edges(trace) -> tuple[np.ndarray, np.ndarray]:
 
 def tier_bandwidth(system, tier: str) -> float:
     """Peak bandwidth of a whole tier (B/s): its devices' peak times their count."""
+    from memsim.system.tiers import tier_model
+
     t = system.tiers[tier]
-    if t.dram is not None:
-        return t.dram.peak_bandwidth_bytes_per_s * t.count
-    bw = getattr(t.other, "peak_bandwidth_bytes_per_s", None)
-    return float(bw) * t.count if bw else float("inf")
+    return tier_model(t).peak_bandwidth * t.count
 
 
 def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:

@@ -31,6 +31,7 @@ import pandas as pd
 from memsim.errors import MemsimError
 from memsim.system import service
 from memsim.system.config import SystemConfig
+from memsim.system.tiers import TierModel, tier_model
 
 #: op kinds that run on the matrix engine; every other kind runs on the vector units.
 MATRIX_KINDS = frozenset({"gemm", "lm_head", "attn_score", "attn_av"})
@@ -95,12 +96,7 @@ def tier_occupancy(trace, placement: dict[str, str]) -> dict[str, int]:
 
 def tier_capacity(system: SystemConfig, tier: str) -> int:
     t = system.tiers[tier]
-    if t.dram is not None:
-        return t.dram.organization.capacity_bytes * t.count
-    cap = getattr(t.other, "capacity_bytes", None)
-    if cap is None:
-        raise MemsimError(f"tier '{tier}' ({t.device}) does not report a capacity")
-    return int(cap) * t.count
+    return int(tier_model(t).capacity_bytes) * t.count
 
 
 def check_capacity(system: SystemConfig, occupancy: dict[str, int]) -> None:
@@ -114,20 +110,22 @@ def check_capacity(system: SystemConfig, occupancy: dict[str, int]) -> None:
                                 f"policy that spills, fewer tokens or a smaller batch")
 
 
-def _stream_table(fidelity: str, cfg, per_device: np.ndarray, write: bool) -> tuple[np.ndarray, np.ndarray]:
+def _stream_table(fidelity: str, model: TierModel, per_device: np.ndarray, write: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Time (ps) and energy (pJ) of one stream per op on one device; memoised on distinct sizes."""
     t = np.zeros(per_device.shape, dtype=np.float64)
     e = np.zeros(per_device.shape, dtype=np.float64)
     nz = per_device > 0
     if not nz.any():
         return t, e
-    if fidelity in ("analytical", "event"):
-        one = service.stream_timing(fidelity, cfg, 1.0, write)  # both are linear in bytes
-        t[nz] = per_device[nz] * one.time_ps
-        e[nz] = per_device[nz] * one.energy_pj
+    if model.linear(fidelity):
+        ref = 1 << 20
+        one = model.stream(fidelity, float(ref), write)
+        t[nz] = per_device[nz] * (one.time_ps / ref)
+        e[nz] = per_device[nz] * (one.energy_pj / ref)
         return t, e
     sizes, inverse = np.unique(per_device[nz], return_inverse=True)
-    st = [service.stream_timing(fidelity, cfg, float(s), write) for s in sizes]
+    st = [model.stream(fidelity, float(s), write) for s in sizes]
     t[nz] = np.array([x.time_ps for x in st])[inverse]
     e[nz] = np.array([x.energy_pj for x in st])[inverse]
     return t, e
@@ -178,14 +176,16 @@ def op_times(trace, system: SystemConfig, plan, fidelity: str) -> OpTimes:
     tier_time: dict[str, np.ndarray] = {}
     tier_energy: dict[str, np.ndarray] = {}
     tier_bytes: dict[str, np.ndarray] = {}
+    models: dict[str, TierModel] = {}
     for tier in sorted(set(reads) | set(writes)):
+        if tier not in system.tiers:
+            raise MemsimError(f"the plan places tensors on unknown tier '{tier}'; tiers: {', '.join(system.tiers)}")
         tc = system.tiers[tier]
-        if tc.dram is None:
-            raise MemsimError(f"tier '{tier}' ({tc.device}) has no service model in the system simulator yet")
+        models[tier] = model = tier_model(tc)
         r = reads.get(tier, np.zeros(n))
         w = writes.get(tier, np.zeros(n))
-        tr, er = _stream_table(fidelity, tc.dram, r / tc.count, False)
-        tw, ew = _stream_table(fidelity, tc.dram, w / tc.count, True)
+        tr, er = _stream_table(fidelity, model, r / tc.count, False)
+        tw, ew = _stream_table(fidelity, model, w / tc.count, True)
         tier_time[tier] = (tr + tw) / mem_eff
         tier_energy[tier] = (er + ew) * tc.count
         tier_bytes[tier] = r + w
@@ -195,7 +195,7 @@ def op_times(trace, system: SystemConfig, plan, fidelity: str) -> OpTimes:
     if fidelity == "event":
         # The first access of each op waits for the device latency before the stream is in flight.
         for tier, arr in tier_bytes.items():
-            lat = service.unloaded_read_latency_ps(system.tiers[tier].dram)
+            lat = models[tier].first_access_ps()
             mem_ps = np.where(arr > 0, np.maximum(mem_ps, tier_time[tier] + lat), mem_ps)
 
     dtype = _compute_dtype(trace)
