@@ -233,11 +233,11 @@ def test_generation_speed():
     for name in ("llama2-7b", "llama2-70b"):
         m = load_model(name)
         sc = Scenario(model=m, prompt_tokens=512, generated_tokens=128)
-        t0 = time.perf_counter()
+        t0 = time.process_time()  # CPU time: wall time on a shared, loaded machine says little
         tr = generate(m, sc)
-        dt = time.perf_counter() - t0
+        dt = time.process_time() - t0
         assert tr.num_steps == 129
-        assert dt < 4.0, f"{name}: {dt:.2f} s"  # margin for a shared, loaded CI machine
+        assert dt < 2.0, f"{name}: {dt:.2f} s of CPU"
 
 
 # ---- Parquet storage ---------------------------------------------------------------------------------

@@ -397,7 +397,6 @@ def generate(model: ModelSpec, scenario: Scenario) -> OpTrace:
     pre = _build_step(m, sc, P, 0, n_pre)
     pre_num = pre.arrays()
     Np = len(pre.name)
-    steps_parts: list[dict[str, np.ndarray]] = []
 
     # Decode template: every numeric column is affine in the number of cached keys (q = 1), so two builds
     # give base and slope; step s (1..G) has past = P + s - 1.
@@ -416,14 +415,13 @@ def generate(model: ModelSpec, scenario: Scenario) -> OpTrace:
     N = Np + G * Nd
     cols: dict[str, np.ndarray] = {c: np.concatenate([pre_num[c], dec_num[c]]) for c in _NUM}
     step = np.concatenate([np.zeros(Np, dtype=np.int64), np.repeat(np.arange(1, G + 1, dtype=np.int64), Nd)])
-    name = np.concatenate([np.asarray(pre.name, dtype=object),
-                           np.tile(np.asarray(t0.name, dtype=object), G) if G else np.zeros(0, dtype=object)])
-    kind = np.concatenate([np.asarray(pre.kind, dtype=object),
-                           np.tile(np.asarray(t0.kind, dtype=object), G) if G else np.zeros(0, dtype=object)])
-    weight = np.concatenate([np.asarray(pre.weight, dtype=object),
-                             np.tile(np.asarray(t0.weight, dtype=object), G) if G else np.zeros(0, dtype=object)])
-    kv = np.concatenate([np.asarray(pre.kv, dtype=object),
-                         np.tile(np.asarray(t0.kv, dtype=object), G) if G else np.zeros(0, dtype=object)])
+    # String columns as integer codes into one vocabulary per column (turned into Arrow strings at the end).
+    vocab: dict[str, _Vocab] = {c: _Vocab() for c in ("name", "kind", "weight", "kv")}
+    codes: dict[str, np.ndarray] = {}
+    for c in vocab:
+        pre_codes = vocab[c].codes(getattr(pre, c))
+        dec_codes = np.tile(vocab[c].codes(getattr(t0, c)), G) if G else np.zeros(0, dtype=np.int64)
+        codes[c] = np.concatenate([pre_codes, dec_codes])
     part = np.concatenate([np.asarray(pre.part, dtype=np.int64),
                            np.tile(np.asarray(t0.part, dtype=np.int64), G) if G else np.zeros(0, dtype=np.int64)])
 
@@ -432,19 +430,19 @@ def generate(model: ModelSpec, scenario: Scenario) -> OpTrace:
         E = m.num_local_experts
         rng = np.random.default_rng(sc.moe_seed)
         choice = np.argsort(rng.random((G + 1, L, E)), axis=-1, kind="stable")
+        width = np.where(np.arange(G + 1) == 0, n_pre, n_dec)
+        # the first `width` experts of each permutation, in increasing id order (unchosen ones sort last)
+        chosen = np.sort(np.where(np.arange(E)[None, None, :] < width[:, None, None], choice, E), axis=-1)
         rows = np.nonzero(cols["expert"] >= 0)[0]
         slot = cols["expert"][rows]
         lay = cols["layer"][rows]
         stp = step[rows]
-        width = np.where(stp == 0, n_pre, n_dec)
-        chosen = np.sort(np.where(np.arange(E)[None, None, :] < np.where(
-            np.arange(G + 1) == 0, n_pre, n_dec)[:, None, None], choice, E), axis=-1)  # unchosen sorted last
-        assert (slot < width).all()
+        assert (slot < width[stp]).all()
         ex = chosen[stp, lay, slot]
         names_t, weights_t = _expert_tables(m)
         cols["expert"][rows] = ex
-        name[rows] = names_t[lay, ex, part[rows]]
-        weight[rows] = weights_t[lay, ex, part[rows]]
+        codes["name"][rows] = vocab["name"].codes(names_t.reshape(-1)).reshape(names_t.shape)[lay, ex, part[rows]]
+        codes["weight"][rows] = vocab["weight"].codes(weights_t.reshape(-1)).reshape(weights_t.shape)[lay, ex, part[rows]]
 
     # Dependencies: the prefill's and the template's edges, plus each step's embedding waiting for the
     # previous step's LM head (the sampled token).
@@ -465,18 +463,22 @@ def generate(model: ModelSpec, scenario: Scenario) -> OpTrace:
     op = np.arange(N, dtype=np.int64)
     byte_cols = {c.replace("_bits", "_bytes"): (cols[c] + 7) // 8 for c in
                  ("weight_bits", "kv_read_bits", "kv_write_bits", "act_read_bits", "act_write_bits")}
-    out = np.where(byte_cols["act_write_bytes"] > 0, np.char.add("a", op.astype(str)).astype(object), "")
+    has_out = byte_cols["act_write_bytes"] > 0
+    out, out_ids = _act_ids(op, has_out)
     data: dict[str, Any] = {
         "op": op,
-        "phase": np.where(step == 0, "prefill", "decode").astype(object),
-        "step": step, "layer": cols["layer"], "name": name, "kind": kind,
+        "phase": _strings(np.array(["prefill", "decode"], dtype=object), (step > 0).astype(np.int64)),
+        "step": step, "layer": cols["layer"],
+        "name": vocab["name"].column(codes["name"]), "kind": vocab["kind"].column(codes["kind"]),
         "m": cols["m"], "n": cols["n"], "k": cols["k"], "batch": cols["batch"], "heads": cols["heads"],
-        "flops": cols["flops"], **byte_cols, "weight": weight, "kv": kv, "out": out, "expert": cols["expert"],
+        "flops": cols["flops"], **byte_cols,
+        "weight": vocab["weight"].column(codes["weight"]), "kv": vocab["kv"].column(codes["kv"]),
+        "out": pd.Series(out, dtype="str"), "expert": cols["expert"],
     }
-    ops = pd.DataFrame({c: (pd.array(v, dtype="str") if c in _STR_COLS else v) for c, v in data.items()})
+    ops = pd.DataFrame(data)
     ops["deps"] = _deps_series(src, dst, N)
 
-    tensors = _tensor_table(m, sc, ops, src, dst)
+    tensors = _tensor_table(m, sc, ops, codes, vocab, src, dst, has_out, out_ids)
     wtotal = int(tensors.loc[tensors["kind"] == "weight", "bytes"].sum())
     meta = {"format": FORMAT, "version": VERSION, "model": m.name, "model_spec": m.resolved(),
             "scenario": sc.resolved(), "dtypes": sc.dtypes, "total_weight_bytes": wtotal,
@@ -484,33 +486,87 @@ def generate(model: ModelSpec, scenario: Scenario) -> OpTrace:
     return OpTrace(ops=ops, tensors=tensors, meta=meta, _src=src, _dst=dst)
 
 
-def _first_last(ids: pd.Series, ops: np.ndarray) -> pd.DataFrame:
-    mask = (ids != "").to_numpy()
-    g = pd.DataFrame({"id": ids[mask].to_numpy(), "op": ops[mask]}).groupby("id", sort=False)["op"]
-    return pd.DataFrame({"first_op": g.min(), "last_op": g.max()})
+class _Vocab:
+    """Strings of one column and their integer codes."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.words: list[str] = []
+
+    def codes(self, words) -> np.ndarray:
+        out = np.empty(len(words), dtype=np.int64)
+        for i, w in enumerate(words):
+            c = self.index.get(w)
+            if c is None:
+                c = self.index[w] = len(self.words)
+                self.words.append(w)
+            out[i] = c
+        return out
+
+    def column(self, codes: np.ndarray) -> pd.Series:
+        return _strings(np.asarray(self.words, dtype=object), codes)
 
 
-def _tensor_table(m: ModelSpec, sc: Scenario, ops: pd.DataFrame, src: np.ndarray, dst: np.ndarray) -> pd.DataFrame:
-    opn = ops["op"].to_numpy()
+def _strings(words: np.ndarray, codes: np.ndarray) -> pd.Series:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pd.Series(pc.take(pa.array(words, type=pa.string()), pa.array(codes)), dtype="str")
+
+
+def _act_ids(op: np.ndarray, has_out: np.ndarray):
+    """(the ``out`` column: ``a<op>`` or "", the ids of the ops that have an output) as Arrow arrays."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pc.binary_join_element_wise("a", pc.cast(pa.array(op), pa.string()), "")
+    mask = pa.array(has_out)
+    return pc.if_else(mask, ids, ""), ids.filter(mask)
+
+
+def _first_last_codes(codes: np.ndarray, n_words: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last row of each code (-1 where a code never occurs)."""
+    first = np.full(n_words, -1, dtype=np.int64)
+    last = np.full(n_words, -1, dtype=np.int64)
+    n = len(codes)
+    u, i = np.unique(codes, return_index=True)
+    first[u] = i
+    u, i = np.unique(codes[::-1], return_index=True)
+    last[u] = n - 1 - i
+    return first, last
+
+
+def _tensor_table(m: ModelSpec, sc: Scenario, ops: pd.DataFrame, codes: dict[str, np.ndarray],
+                  vocab: dict[str, "_Vocab"], src: np.ndarray, dst: np.ndarray, has_out: np.ndarray,
+                  out_ids) -> pd.DataFrame:
     wt = weight_tensors(m)
     w_ids = [t for t, _, _ in wt]
-    wfl = _first_last(ops["weight"], opn).reindex(w_ids).fillna(-1).astype(np.int64)
-    weights = pd.DataFrame({"tensor": w_ids, "kind": "weight", "layer": [l for _, l, _ in wt],
-                            "bytes": [dtype_bytes(n, sc.weight_dtype) for _, _, n in wt],
-                            "first_op": wfl["first_op"].to_numpy(), "last_op": wfl["last_op"].to_numpy()})
+    wf, wl = _first_last_codes(codes["weight"], len(vocab["weight"].words) + 1)
+    wcode = np.asarray([vocab["weight"].index.get(t, len(vocab["weight"].words)) for t in w_ids], dtype=np.int64)
     kv_ids = [f"L{i}.kv" for i in range(m.num_hidden_layers)]
-    kfl = _first_last(ops["kv"], opn).reindex(kv_ids).fillna(-1).astype(np.int64)
+    kf, kl = _first_last_codes(codes["kv"], len(vocab["kv"].words) + 1)
+    kcode = np.asarray([vocab["kv"].index.get(t, len(vocab["kv"].words)) for t in kv_ids], dtype=np.int64)
     kv_bytes = dtype_bytes(sc.batch * sc.total_tokens * 2 * m.kv_dim, sc.kv_dtype)
-    kvs = pd.DataFrame({"tensor": kv_ids, "kind": "kv", "layer": np.arange(m.num_hidden_layers, dtype=np.int64),
-                        "bytes": kv_bytes, "first_op": kfl["first_op"].to_numpy(),
-                        "last_op": kfl["last_op"].to_numpy()})
-    acts = _activation_rows(ops, src, dst)
-    t = pd.concat([weights, kvs, acts], ignore_index=True)
-    for c in ("layer", "bytes", "first_op", "last_op"):
-        t[c] = t[c].astype(np.int64)
-    t["tensor"] = pd.array(t["tensor"].to_numpy(dtype=object), dtype="str")
-    t["kind"] = pd.array(t["kind"].to_numpy(dtype=object), dtype="str")
-    return t
+    opn = ops["op"].to_numpy()
+    last = opn.copy()
+    if len(src):
+        np.maximum.at(last, src, dst)
+    n_w, n_kv, n_a = len(w_ids), len(kv_ids), int(has_out.sum())
+    import pyarrow as pa
+
+    tensor = pa.concat_arrays([pa.array(w_ids, pa.string()), pa.array(kv_ids, pa.string()), out_ids])
+    kind = np.repeat(np.arange(3, dtype=np.int64), [n_w, n_kv, n_a])
+    return pd.DataFrame({
+        "tensor": pd.Series(tensor, dtype="str"),
+        "kind": _strings(np.asarray(TENSOR_KINDS, dtype=object), kind),
+        "layer": np.concatenate([np.asarray([l for _, l, _ in wt], dtype=np.int64),
+                                 np.arange(n_kv, dtype=np.int64), ops["layer"].to_numpy()[has_out]]),
+        "bytes": np.concatenate([np.asarray([dtype_bytes(n, sc.weight_dtype) for _, _, n in wt], dtype=np.int64),
+                                 np.full(n_kv, kv_bytes, dtype=np.int64),
+                                 ops["act_write_bytes"].to_numpy()[has_out]]),
+        "first_op": np.concatenate([wf[wcode], kf[kcode], opn[has_out]]),
+        "last_op": np.concatenate([wl[wcode], kl[kcode], last[has_out]]),
+    })
 
 
 def _activation_rows(ops: pd.DataFrame, src: np.ndarray, dst: np.ndarray) -> pd.DataFrame:
@@ -628,21 +684,40 @@ def _int_column(table, c: str, file: str, *, required: bool = True, default: int
     return arr.astype(np.int64)
 
 
-def _str_column(table, c: str, file: str, *, required: bool = True) -> np.ndarray:
+def _str_column(table, c: str, file: str, *, required: bool = True):
+    """A string column as a (combined, plain string) Arrow array."""
     import pyarrow as pa
 
     if c not in table.column_names:
         if required:
             raise _bad(file, f"missing column '{c}'")
-        return np.full(table.num_rows, "", dtype=object)
+        return pa.array([""] * table.num_rows, type=pa.string())
     col = table.column(c)
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
-            or (pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type))):
+    if pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type):
+        col = col.cast(pa.string())
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         raise _bad(file, f"column '{c}': expected strings, got {col.type}")
     if col.null_count:
         row = int(np.nonzero(col.is_null().to_numpy(zero_copy_only=False))[0][0])
         raise _bad(file, f"column '{c}', row {row}: missing value")
-    return np.asarray(col.to_pylist(), dtype=object)
+    return col.combine_chunks().cast(pa.string())
+
+
+def _mask(arrow_bool) -> np.ndarray:
+    return np.asarray(arrow_bool.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _not_in(arr, allowed) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return ~_mask(pc.is_in(arr, value_set=pa.array(list(allowed), type=pa.string())))
+
+
+def _eq(arr, value: str) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return _mask(pc.equal(arr, value))
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -674,21 +749,22 @@ def read_trace(path: str | Path) -> OpTrace:
             row = _first_bad(bad)
             raise _bad(file, f"column '{c}', row {row}: expected a value >= {lo}, got {ints[c][row]}")
     for c, allowed in (("phase", PHASES), ("kind", KINDS)):
-        bad = ~np.isin(strs[c], np.asarray(allowed, dtype=object))
+        bad = _not_in(strs[c], allowed)
         if bad.any():
             row = _first_bad(bad)
-            raise _bad(file, f"column '{c}', row {row}: expected one of {', '.join(allowed)}, got {strs[c][row]!r}")
-    bad = (strs["phase"] == "prefill") != (ints["step"] == 0)
+            raise _bad(file, f"column '{c}', row {row}: expected one of {', '.join(allowed)}, "
+                             f"got {strs[c][row].as_py()!r}")
+    bad = _eq(strs["phase"], "prefill") != (ints["step"] == 0)
     if bad.any():
         row = _first_bad(bad)
         raise _bad(file, f"column 'phase', row {row}: step 0 is the prefill and steps >= 1 decode, got "
-                         f"phase {strs['phase'][row]!r} at step {ints['step'][row]}")
+                         f"phase {strs['phase'][row].as_py()!r} at step {ints['step'][row]}")
     bad = np.diff(ints["step"]) < 0
     if bad.any():
         row = _first_bad(bad) + 1
         raise _bad(file, f"column 'step', row {row}: steps must be non-decreasing, got {ints['step'][row]} after "
                          f"{ints['step'][row - 1]}")
-    bad = strs["name"] == ""
+    bad = _eq(strs["name"], "")
     if bad.any():
         raise _bad(file, f"column 'name', row {_first_bad(bad)}: empty op name")
     # Dependencies
@@ -715,7 +791,7 @@ def read_trace(path: str | Path) -> OpTrace:
     for c in OPS_COLUMNS:
         if c == "deps":
             continue
-        data[c] = pd.array(strs[c], dtype="str") if c in _STR_COLS else ints[c]
+        data[c] = pd.Series(strs[c], dtype="str") if c in _STR_COLS else ints[c]
     ops = pd.DataFrame(data)
     ops["deps"] = _deps_series(src, dst, n)
     meta: dict[str, Any] = {}
@@ -744,14 +820,16 @@ def _read_tensors(path: Path, n_ops: int) -> pd.DataFrame:
     tid = _str_column(table, "tensor", file)
     kind = _str_column(table, "kind", file)
     ints = {c: _int_column(table, c, file) for c in ("layer", "bytes", "first_op", "last_op")}
-    bad = ~np.isin(kind, np.asarray(TENSOR_KINDS, dtype=object))
+    bad = _not_in(kind, TENSOR_KINDS)
     if bad.any():
         row = _first_bad(bad)
-        raise _bad(file, f"column 'kind', row {row}: expected one of {', '.join(TENSOR_KINDS)}, got {kind[row]!r}")
-    dup = pd.Series(tid).duplicated().to_numpy()
+        raise _bad(file, f"column 'kind', row {row}: expected one of {', '.join(TENSOR_KINDS)}, "
+                         f"got {kind[row].as_py()!r}")
+    tids = pd.Series(tid, dtype="str")
+    dup = tids.duplicated().to_numpy()
     if dup.any():
         row = _first_bad(dup)
-        raise _bad(file, f"column 'tensor', row {row}: duplicate tensor id {tid[row]!r}")
+        raise _bad(file, f"column 'tensor', row {row}: duplicate tensor id {tid[row].as_py()!r}")
     for c, lo in (("layer", -1), ("bytes", 0), ("first_op", -1), ("last_op", -1)):
         bad = ints[c] < lo
         if c in ("first_op", "last_op"):
@@ -764,7 +842,7 @@ def _read_tensors(path: Path, n_ops: int) -> pd.DataFrame:
         row = _first_bad(bad)
         raise _bad(file, f"column 'last_op', row {row}: last_op {ints['last_op'][row]} before first_op "
                          f"{ints['first_op'][row]}")
-    return pd.DataFrame({"tensor": pd.array(tid, dtype="str"), "kind": pd.array(kind, dtype="str"), **ints})
+    return pd.DataFrame({"tensor": tids, "kind": pd.Series(kind, dtype="str"), **ints})
 
 
 def _derive_tensors(ops: pd.DataFrame, src: np.ndarray, dst: np.ndarray) -> pd.DataFrame:
