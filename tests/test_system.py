@@ -290,3 +290,41 @@ def test_flash_and_sram_tiers_serve_streams(tmp_path, fidelity):
         ratio = o["memory_ps"].to_numpy()[big] / t_flash
         assert (ratio >= 0.999).all() and (ratio < 2).all(), ratio
     assert res.metrics()["bytes_buf"] > 0 and res.stats()["system"]["tiers"]["ssd"]["energy_j"] >= 0
+
+
+class _SparseFfn:
+    """Test policy: FFN weights read at 25 % (activation sparsity), up-projection fused (no overhead)."""
+
+    name = "test-sparse"
+
+    def plan(self, trace, system):
+        ops = trace.ops
+        ffn = ops["name"].str.contains(r"\.mlp\.(?:up|down)$").to_numpy()
+        wb = ops["weight_bytes"].to_numpy().astype(np.float64)
+        wb[ffn] *= 0.25
+        ovh = np.full(len(ops), float(system.units["gpu"].kernel_overhead_ps))
+        ovh[ffn] = 0.0
+        return Plan(default_tier={"weight": "hbm", "kv": "hbm", "activation": "hbm"},
+                    op_unit=np.full(len(ops), "gpu", dtype=object),
+                    op_overrides={"weight_bytes": wb, "overhead_ps": ovh},
+                    capacity_extra={"hbm": 1 << 30}, metrics={"ffn_fraction_read": 0.25})
+
+
+def test_policy_overrides_change_op_costs_not_the_trace():
+    hw = load_hw_config(A100)
+    m = load_model("gpt2")
+    sc = Scenario(model=m, prompt_tokens=4, generated_tokens=2)
+    trace = generate(m, sc)
+    before = trace.ops["weight_bytes"].copy()
+    base = simulate(hw, trace, sc, get_policy("hbm-baseline"), fidelity="analytical")
+    sparse = simulate(hw, trace, sc, _SparseFfn(), fidelity="analytical")
+    assert trace.ops["weight_bytes"].equals(before)
+    ffn = trace.ops["name"].str.contains(r"\.mlp\.(?:up|down)$").to_numpy()
+    b, s = base.ops, sparse.ops
+    assert (s["bytes"].to_numpy()[ffn] < b["bytes"].to_numpy()[ffn]).all()
+    u = hw.section("system").units["gpu"]
+    dur_b = (b["end_ps"] - b["start_ps"]).to_numpy()[ffn]
+    dur_s = (s["end_ps"] - s["start_ps"]).to_numpy()[ffn]
+    assert (dur_s < dur_b - u.kernel_overhead_ps * 0.99).all()
+    assert sparse.occupancy["hbm"] == base.occupancy["hbm"] + (1 << 30)
+    assert sparse.metrics()["policy_ffn_fraction_read"] == 0.25

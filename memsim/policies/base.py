@@ -9,6 +9,14 @@ Contract (a policy proposes, the system model scores it):
 * ``Plan.transfers`` lists data movements between tiers, each scheduled on the link between them, after
   the ops it waits for and before the op that needs it (prefetch and double buffering are expressed
   by choosing those two ops).
+* ``Plan.op_overrides`` replaces per-op cost columns of the trace (arrays aligned with ``trace.ops``):
+  ``flops``, ``weight_bytes``, ``kv_read_bytes``, ``kv_write_bytes``, ``act_read_bytes``,
+  ``act_write_bytes``, and ``overhead_ps`` (a per-op fixed cost replacing the unit's kernel overhead,
+  e.g. 0 for ops fused into their predecessor). This is how a policy expresses what it changes about
+  the work itself: activation sparsity (fewer FFN weight bytes), KV eviction (fewer KV bytes read),
+  fusion (intermediates never written). The trace itself is never modified.
+* ``Plan.capacity_extra`` adds bytes a tier must hold beyond the placed tensors (e.g. a DRAM cache the
+  policy manages, swap buffers), so the capacity check covers them.
 * Placements that do not fit a tier's capacity are rejected by the system model (``CapacityError``)
   unless the policy spills explicitly (by placing the tensors elsewhere and adding transfers).
 """
@@ -44,6 +52,9 @@ class Plan:
     tensor_tier: dict[str, str] = field(default_factory=dict)
     transfers: list[Transfer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the policy decided, for the run summary
+    op_overrides: dict[str, np.ndarray] = field(default_factory=dict)
+    capacity_extra: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # policy-specific figures added to the results
 
 
 class Policy(Protocol):

@@ -99,6 +99,8 @@ class SystemResult:
         if len(self.transfers):
             for link, g in self.transfers.groupby("link", sort=True):
                 m[f"bytes_link_{link}"] = float(g["bytes"].sum())
+        for k, v in sorted(self.plan.metrics.items()):
+            m[f"policy_{k}"] = float(v)
         return m
 
     # ------------------------------------------------------------------ breakdowns

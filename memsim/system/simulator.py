@@ -53,6 +53,7 @@ class OpTimes:
     tier_bytes: dict[str, np.ndarray]      # bytes per op per tier (read + write)
     tier_energy_pj: dict[str, np.ndarray]  # memory energy per op per tier
     compute_energy_pj: np.ndarray
+    flops: np.ndarray         # after the plan's overrides
 
 
 def _compute_dtype(trace) -> str:
@@ -162,6 +163,11 @@ def op_times(trace, system: SystemConfig, plan, fidelity: str) -> OpTimes:
         arr[mask] += values[mask]
 
     def col(c: str) -> np.ndarray:
+        if c in plan.op_overrides:
+            v = np.asarray(plan.op_overrides[c], dtype=np.float64)
+            if v.shape != (n,):
+                raise MemsimError(f"policy override of '{c}' has shape {v.shape}, expected ({n},)")
+            return v
         return ops[c].to_numpy(dtype=np.float64)
 
     # activations are read from the tier of the op's own output (inputs are placed like outputs)
@@ -201,7 +207,7 @@ def op_times(trace, system: SystemConfig, plan, fidelity: str) -> OpTimes:
     dtype = _compute_dtype(trace)
     kinds = ops["kind"].to_numpy(dtype=object)
     is_matrix = np.isin(kinds, list(MATRIX_KINDS))
-    flops = ops["flops"].to_numpy(dtype=np.float64)
+    flops = col("flops")
     compute_ps = np.zeros(n)
     overhead = np.zeros(n)
     energy_c = np.zeros(n)
@@ -212,12 +218,14 @@ def op_times(trace, system: SystemConfig, plan, fidelity: str) -> OpTimes:
         compute_ps[sel] = (flops / rate * 1e12)[sel]
         overhead[sel] = u.kernel_overhead_ps
         energy_c[sel] = flops[sel] * u.energy_pj_per_flop.get(dtype, 0.0)
+    if "overhead_ps" in plan.op_overrides:
+        overhead = np.asarray(plan.op_overrides["overhead_ps"], dtype=np.float64)
     duration = np.ceil(overhead + np.maximum(compute_ps, mem_ps)).astype(np.int64)
     touched: list[list[str]] = [[] for _ in range(n)]
     for tier in sorted(tier_bytes):
         for i in np.flatnonzero(tier_bytes[tier] > 0).tolist():
             touched[i].append(tier)
-    return OpTimes(unit_names, compute_ps, mem_ps, duration, touched, tier_bytes, tier_energy, energy_c)
+    return OpTimes(unit_names, compute_ps, mem_ps, duration, touched, tier_bytes, tier_energy, energy_c, flops)
 
 
 def simulate(hw, trace, scenario, policy, *, fidelity: str = "analytical", progress=None):
@@ -230,6 +238,8 @@ def simulate(hw, trace, scenario, policy, *, fidelity: str = "analytical", progr
     plan = policy.plan(trace, system)
     placement = tensor_tiers(trace, plan)
     occupancy = tier_occupancy(trace, placement)
+    for tier, extra in plan.capacity_extra.items():
+        occupancy[tier] = occupancy.get(tier, 0) + int(extra)
     check_capacity(system, occupancy)
     times = op_times(trace, system, plan, fidelity)
     t1 = time.perf_counter()
@@ -241,7 +251,7 @@ def simulate(hw, trace, scenario, policy, *, fidelity: str = "analytical", progr
         "phase": ops["phase"].to_numpy(), "step": ops["step"].to_numpy(), "layer": ops["layer"].to_numpy(),
         "unit": times.unit, "start_ps": sched.start, "end_ps": sched.end,
         "compute_ps": times.compute_ps, "memory_ps": times.memory_ps,
-        "flops": ops["flops"].to_numpy(dtype=np.int64),
+        "flops": times.flops.astype(np.int64),
         "bytes": sum(times.tier_bytes.values()).astype(np.int64) if times.tier_bytes else np.zeros(len(ops), np.int64),
         "compute_energy_pj": times.compute_energy_pj,
         "memory_energy_pj": sum(times.tier_energy_pj.values()) if times.tier_energy_pj else np.zeros(len(ops)),
