@@ -42,7 +42,7 @@ def _random_requests(rng, cfg, n):
     return off, size, kind, arrival
 
 
-@pytest.mark.parametrize("seed", range(60))
+@pytest.mark.parametrize("seed", range(150))
 def test_kernel_matches_twin(seed):
     rng = np.random.default_rng(seed)
     cfg = _random_config(rng)

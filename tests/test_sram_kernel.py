@@ -7,7 +7,7 @@ from memsim.sram import kernel as K
 import sram_twin
 
 
-@pytest.mark.parametrize("seed", range(80))
+@pytest.mark.parametrize("seed", range(150))
 def test_kernel_matches_twin(seed):
     rng = np.random.default_rng(seed)
     banks = int(rng.integers(1, 9))

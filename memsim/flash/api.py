@@ -31,7 +31,11 @@ __all__ = ["FlashResult", "run", "read", "write", "erase", "sequential_read", "r
 
 @dataclass
 class FlashResult:
-    """What one replay measured. Times in ps unless the name says otherwise; sizes in bytes."""
+    """What one replay measured. Times in ps unless the name says otherwise; sizes in bytes.
+
+    ``sim_time_ps`` runs from time 0 to the last completion; latencies run from a request's admission
+    (arrival, or a free queue slot) to its completion.
+    """
 
     config_name: str
     queue_depth: int

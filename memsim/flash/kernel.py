@@ -54,7 +54,7 @@ S_STATUS, S_OPS, S_MP_OPS, S_LINK_R, S_LINK_W, S_DATA_OUT, S_CMD = range(7)
 N_S = 7
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_push(heap, size, value):
     i = size
     heap[i] = value
@@ -69,7 +69,7 @@ def _heap_push(heap, size, value):
     return size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_pop(heap, size):
     top = heap[0]
     size -= 1
@@ -91,22 +91,22 @@ def _heap_pop(heap, size):
     return top, size
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cmd_allowed(kind, p, cache, out0_p, out1_p):
     if kind == KIND_READ and cache:
         return out1_p[p] < 0
     return out0_p[p] < 0
 
 
-@njit(cache=True)
-def _channel_next(c, ppc, ppd, cache, ch_free, qhead, pc_kind, avail, arr_free, die_free, out0_p, out0_r, out1_p):
+@njit(cache=True, inline="always")
+def _channel_next(c, ppc, pl_die, cache, ch_free, qhead, pc_kind, avail, arr_free, die_free, out0_p, out0_r, out1_p):
     best = INF
     for p in range(c * ppc, (c + 1) * ppc):
         if out0_p[p] >= 0 and out0_r[p] < best:
             best = out0_r[p]
         h = qhead[p]
         if h >= 0 and _cmd_allowed(pc_kind[h], p, cache, out0_p, out1_p):
-            r = max(avail[h], arr_free[p], die_free[p // ppd])
+            r = max(avail[h], arr_free[p], die_free[pl_die[p]])
             if r < best:
                 best = r
     if best == INF:
@@ -177,6 +177,8 @@ def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_
     link_w_free = np.int64(0)
     done_pc = 0
     gather = np.empty(ppd, dtype=np.int64)
+    pl_die = np.arange(n_planes) // ppd
+    pl_ch = np.arange(n_planes) // ppc
 
     while done_pc < n_pc:
         # next admission
@@ -191,7 +193,7 @@ def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_
         t_ch = INF
         for c in range(n_ch):
             if ch_dirty[c]:
-                ch_next[c] = _channel_next(c, ppc, ppd, cache, ch_free, qhead, pc_kind, avail, arr_free,
+                ch_next[c] = _channel_next(c, ppc, pl_die, cache, ch_free, qhead, pc_kind, avail, arr_free,
                                            die_free, out0_p, out0_r, out1_p)
                 ch_dirty[c] = False
             if ch_next[c] < t_ch:
@@ -220,7 +222,7 @@ def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_
                 else:
                     nextp[qtail[p]] = j
                 qtail[p] = j
-                ch_dirty[p // ppc] = True
+                ch_dirty[pl_ch[p]] = True
             continue
         if cmin < 0:
             stats[S_STATUS] = 1  # nothing can proceed: a bug, reported to the caller
@@ -228,30 +230,28 @@ def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_
         c = cmin
         T = t_ch
         ch_dirty[c] = True
-        # 1) the oldest piece whose plane and die are ready
+        # 1) the oldest piece whose plane and die are ready; else 2) the oldest ready data-out
         best_p = -1
         best_h = INF
+        out_p = -1
+        out_r = INF
+        out_h = INF
         for p in range(c * ppc, (c + 1) * ppc):
             h = qhead[p]
             if h >= 0 and h < best_h and _cmd_allowed(pc_kind[h], p, cache, out0_p, out1_p):
-                if max(avail[h], arr_free[p], die_free[p // ppd]) <= T:
+                if max(avail[h], arr_free[p], die_free[pl_die[p]]) <= T:
                     best_h = h
                     best_p = p
+            h = out0_p[p]
+            if h >= 0 and out0_r[p] <= T:
+                if out0_r[p] < out_r or (out0_r[p] == out_r and h < out_h):
+                    out_r = out0_r[p]
+                    out_h = h
+                    out_p = p
         if best_p < 0:
-            # 2) the oldest ready data-out
-            best_p = -1
-            best_r = INF
-            best_h = INF
-            for p in range(c * ppc, (c + 1) * ppc):
-                h = out0_p[p]
-                if h >= 0 and out0_r[p] <= T:
-                    if out0_r[p] < best_r or (out0_r[p] == best_r and h < best_h):
-                        best_r = out0_r[p]
-                        best_h = h
-                        best_p = p
-            if best_p >= 0:
-                p = best_p
-                h = best_h
+            if out_p >= 0:
+                p = out_p
+                h = out_h
                 xe = T + pc_xfer[h]
                 ch_free[c] = xe
                 ch_busy[c] += pc_xfer[h]
@@ -280,7 +280,7 @@ def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_
                 continue
         p0 = best_p
         kind = pc_kind[best_h]
-        d = p0 // ppd
+        d = pl_die[p0]
         ng = 0
         if mp:
             for q in range(d * ppd, (d + 1) * ppd):

@@ -71,8 +71,7 @@ def words_of(cfg: SramConfig, addr, nbytes=None) -> tuple[np.ndarray, np.ndarray
     a = np.asarray(addr, dtype=np.int64).reshape(-1)
     w = cfg.width_bytes
     if nbytes is None:
-        first = a // w
-        count = np.ones(a.size, dtype=np.int64)
+        return a // w * w, np.arange(a.size)
     else:
         n = np.broadcast_to(np.asarray(nbytes, dtype=np.int64), a.shape)
         if (n <= 0).any():
