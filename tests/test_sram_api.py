@@ -126,3 +126,27 @@ def test_cli(tmp_path, capsys):
     bad.write_text("0x0 R\n0x300000 W\n")
     assert main(["sram", str(bad), "-c", cfg]) == 2
     assert "b.ramulator1.trace:2" in capsys.readouterr().err
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_vals = st.one_of(st.none(), st.booleans(), st.integers(-3, 4096), st.floats(allow_nan=True), st.text(max_size=6),
+                  st.sampled_from(["64B", "2MiB", "0.5ns", "0ns", "1GHz", "7nm", "30nm", "5pJ", "3mW", "96B"]))
+_keys = st.sampled_from([("organization", "capacity"), ("organization", "banks"), ("organization", "ports"),
+                         ("organization", "width"), ("organization", "interleave"), ("timing", "access_time"),
+                         ("timing", "cycle_time"), ("timing", "clock"), ("energy", "read"), ("energy", "leakage"),
+                         ("technology", "node"), ("technology", "scale_to"), ("technology", "area_mm2")])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_keys, _vals, max_size=4))
+def test_any_input_gives_a_config_or_a_config_error(fields):
+    block = {"preset": "CACTI7_32KiB_22nm"}
+    for (section, key), value in fields.items():
+        block.setdefault(section, {})[key] = value
+    try:
+        cfg = yt.load_block(block, parse_section, key="sram", file="fuzz.yaml")
+    except ConfigError as e:
+        assert "fuzz.yaml" in str(e)
+    else:
+        assert cfg.banks > 0 and cfg.busy_cycles >= 1 and cfg.peak_bandwidth_bytes_per_s > 0

@@ -29,7 +29,8 @@ What is modelled
 What is simplified
 ------------------
 * No FTL: logical pages map statically to planes (see the API); no garbage collection, wear levelling,
-  read-disturb or retries; programs go to pre-erased pages; erases only when asked for explicitly.
+  read-disturb or retries; programs go to pre-erased pages; erases only when asked for explicitly. A
+  write smaller than a page programs the whole page (no SSD write buffer merges small writes).
 * Multi-plane operation ignores the page-offset constraints of real multi-plane commands; the cache
   register copy (tRCBSY), status polling and ECC decoding take no time; NVMe submission/completion
   queue entries and DLLPs do not occupy the link (only data TLPs do).
