@@ -125,8 +125,10 @@ def test_policy_registry():
     assert "hbm-baseline" in known_policies()
     with pytest.raises(ConfigError, match="unknown policy 'hbm-basline' \\(did you mean 'hbm-baseline'\\?\\)"):
         get_policy("hbm-basline")
-    with pytest.raises(ConfigError, match="unknown parameter 'foo'"):
+    with pytest.raises(ConfigError, match="<overrides>: policy.foo: unknown parameter of hbm-baseline: 'foo'"):
         get_policy("hbm-baseline", {"foo": 1})
+    with pytest.raises(ConfigError, match="policy.unit: expected a non-empty string, got 3"):
+        get_policy("hbm-baseline", {"unit": 3})
     with pytest.raises(ValueError, match="already registered"):
         @register("hbm-baseline")
         class Other:  # noqa: F841
@@ -227,6 +229,21 @@ def test_cli_run_rejects_bad_input_clearly(tmp_path, capsys):
     assert "needs a 'system:' block" in capsys.readouterr().err
     with pytest.raises(MemsimError):
         run_point(A100, "gpt2", fidelity="exact")
+
+
+def test_policy_block_in_the_hardware_config(tmp_path):
+    p = tmp_path / "hw.yaml"
+    p.write_text(Path(A100).read_text() + "policy: {name: hbm-baseline, unit: gpu}\n")
+    res = run_point(str(p), "gpt2", overrides=SMALL)
+    assert res.policy.name == "hbm-baseline" and res.resolved["policy"] == {"name": "hbm-baseline",
+                                                                             "params": {"unit": "gpu"}}
+    p.write_text(Path(A100).read_text() + "policy: {name: hbm-baseline, unit: [1]}\n")
+    with pytest.raises(ConfigError, match=f"{p}: policy.unit: expected a non-empty string"):
+        load_hw_config(p)
+    p.write_text(Path(A100).read_text() + "policy: {name: hbm-baseline, units: gpu}\n")
+    with pytest.raises(ConfigError, match="policy.units: unknown parameter of hbm-baseline: 'units' "
+                                          "\\(did you mean 'unit'\\?\\)"):
+        load_hw_config(p)
 
 
 def test_link_presets_layer_under_the_link_block(tmp_path):

@@ -472,6 +472,7 @@ SECTION_PARSERS: dict[str, str] = {
     "flash": "memsim.flash.config:parse_section",
     "sram": "memsim.sram.config:parse_section",
     "system": "memsim.system.config:parse_section",
+    "policy": "memsim.policies.config:parse_section",
 }
 #: Top-level keys of a hardware config file.
 _FILE_KEYS = ("name", "memory", *SECTION_PARSERS)

@@ -58,13 +58,19 @@ class Plan:
 
 
 class Policy(Protocol):
+    """A mapping policy. ``PARAMS`` maps each parameter name to a parser from
+    :mod:`memsim.config.yamltree` (e.g. ``yt.count``, ``yt.fraction01``, ``yt.size()``); the class's
+    ``__init__`` takes the parsed values as keyword arguments and holds the defaults."""
+
     name: str
+    PARAMS: Mapping[str, Callable[[Any], Any]]
 
     def plan(self, trace: Any, system: Any) -> Plan: ...
 
 
 _REGISTRY: dict[str, Callable[..., Policy]] = {}
-_BUILTIN = ("memsim.policies.hbm_baseline",)
+#: modules of this package that are not policies
+_NOT_POLICIES = {"base", "validation", "config"}
 _loaded = False
 
 
@@ -86,9 +92,14 @@ def _load() -> None:
     if _loaded:
         return
     import importlib
+    import pkgutil
 
-    for mod in _BUILTIN:
-        importlib.import_module(mod)
+    import memsim.policies as pkg
+
+    # every module of this package registers its policies on import (one module per policy)
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name not in _NOT_POLICIES and not info.name.startswith("_"):
+            importlib.import_module(f"memsim.policies.{info.name}")
     for ep in metadata.entry_points(group="memsim.policies"):
         ep.load()
     _loaded = True
@@ -99,18 +110,27 @@ def known_policies() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_policy(name: str, params: Mapping[str, Any] | None = None) -> Policy:
-    """Build the policy ``name`` with ``params``; unknown names and parameters raise ConfigError."""
+def get_policy(name: str, params: Mapping[str, Any] | None = None, *, file: str | None = None,
+               prefix: str = "policy") -> Policy:
+    """Build the policy ``name`` with ``params`` (plain values or annotated YAML nodes).
+
+    Unknown names and parameters, and values the parameter's parser rejects, raise ConfigError naming
+    ``file`` (default ``<overrides>``) and the path ``policy.<param>``.
+    """
+    from memsim.config import yamltree as yt
+
     _load()
     if name not in _REGISTRY:
         guess = difflib.get_close_matches(name, list(_REGISTRY), n=1)
         hint = f" (did you mean '{guess[0]}'?)" if guess else ""
-        raise ConfigError(f"unknown policy {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}", path="policy")
+        raise ConfigError(f"unknown policy {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}",
+                          file=file, path=prefix if file else "policy")
     cls = _REGISTRY[name]
-    params = dict(params or {})
-    allowed = tuple(getattr(cls, "PARAMS", ()))
-    for k in params:
-        if k not in allowed:
-            raise ConfigError(f"unknown parameter {k!r} of policy {name!r}; allowed: {', '.join(allowed) or 'none'}",
-                              path=f"policy.{k}")
-    return cls(**params)
+    table = dict(getattr(cls, "PARAMS", {}) or {})
+    kwargs = {}
+    for k, v in dict(params or {}).items():
+        node = v if isinstance(v, yt.Node) else yt.wrap(v, file or "<overrides>", f"{prefix}.{k}")
+        if k not in table:
+            raise yt.unknown_key(node, k, tuple(table), f"parameter of {name}:")
+        kwargs[k] = table[k](node)
+    return cls(**kwargs)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from memsim.config import yamltree as yt
 from memsim.policies.base import Plan, register
 
 
 @register("hbm-baseline")
 class HbmBaseline:
-    PARAMS = ("unit",)
+    PARAMS = {"unit": yt.text}  # which unit runs everything (default: the first GPU/NPU)
 
     def __init__(self, unit: str | None = None):
         self.unit = unit

@@ -94,7 +94,7 @@ def run_point(hw: str | Path, workload: str | Path, *, policy: str | None = None
     ----------
     hw : path of a hardware YAML with a ``system:`` block.
     workload : a scenario YAML (``workloads/*.yaml``) or a model name / path.
-    policy : a registered policy name (default ``hbm-baseline``).
+    policy : a registered policy name; default: the config's ``policy:`` block, else ``hbm-baseline``.
     fidelity : ``analytical`` | ``event`` | ``cycle``.
     overrides : dotted overrides (see the module docstring); values may be YAML text.
     progress : called as ``progress(done_ops, total_ops)`` while the schedule runs.
@@ -108,8 +108,12 @@ def run_point(hw: str | Path, workload: str | Path, *, policy: str | None = None
     if "system" not in hwc.sections:
         raise ConfigError("a system run needs a 'system:' block (units, tiers)", file=str(hw), path="system")
     scenario = load_workload(workload, wl_ov)
-    name = policy or DEFAULT_POLICY
-    params = {k: _parse_text(v) for k, v in pol_ov.items()}
+    choice = hwc.sections.get("policy")
+    if policy is not None or choice is None:
+        name, params = policy or DEFAULT_POLICY, {}
+    else:
+        name, params = choice.name, dict(choice.params)
+    params.update({k: _parse_text(v) for k, v in pol_ov.items()})
     pol = get_policy(name, params)
     t0 = time.perf_counter()
     trace = generate(scenario.model, scenario)
