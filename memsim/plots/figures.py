@@ -175,7 +175,7 @@ def _is_pow2_series(v: pd.Series) -> bool:
         a = np.asarray(v.dropna(), dtype=float)
     except (TypeError, ValueError):
         return False
-    if len(np.unique(a)) < 3 or (a <= 0).any():
+    if len(np.unique(a)) < 2 or (a <= 0).any():
         return False
     lg = np.log2(a)
     return bool(np.allclose(lg, np.round(lg)))
@@ -231,11 +231,13 @@ def metric_vs_axis(table: pd.DataFrame, x: str, y: str, hue: str | None = None, 
         ax.set_xticks(range(len(cats)), [_fmt_value(c) for c in cats],
                       rotation=30 if max(len(str(c)) for c in cats) > 8 else 0,
                       ha="right" if max(len(str(c)) for c in cats) > 8 else "center")
-    elif _is_pow2_series(t[x]):
-        ax.set_xscale("log", base=2)
+    else:
         vals = sorted(set(t[x].dropna().tolist()))
-        ax.set_xticks(vals, [_fmt_value(v) for v in vals])
-        ax.minorticks_off()
+        if _is_pow2_series(t[x]):
+            ax.set_xscale("log", base=2)
+        if len(vals) <= 12:  # tick exactly the swept values
+            ax.set_xticks(vals, [_fmt_value(v) for v in vals])
+            ax.minorticks_off()
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(metric_label(x))

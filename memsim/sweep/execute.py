@@ -17,7 +17,10 @@ Backends (what is modelled / simplified):
 * ``serial`` (``jobs=1``): in this process.
 * ``pool`` (default): a ``concurrent.futures`` process pool of ``jobs`` workers (default: every core),
   spawned once and reused for every point, so each worker loads the Numba kernels from their on-disk
-  cache once, not per point.
+  cache once, not per point. Workers are *spawned* (no fork of a threaded driver), so a script calling
+  :func:`run_sweep` needs the usual ``if __name__ == "__main__":`` guard (``memsim sweep`` and notebooks
+  do not). A worker that dies (out of memory, a native crash) stops the sweep with an error; finished
+  points are kept and a rerun resumes.
 * ``dask``: a ``distributed`` client on ``scheduler`` (``tcp://host:8786``) or on a ``LocalCluster``
   started here (``local_cluster=True``; ``processes=False`` runs threads in this process). Workers must
   be able to import memsim and read the input files at the same absolute paths (a shared filesystem or the
@@ -121,13 +124,21 @@ def _pool(jobs: list[Job], n: int) -> Iterator[tuple[str, dict]]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from concurrent.futures.process import BrokenProcessPool
+
     ex = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"))
     try:
         futs = {ex.submit(execute_point, runner, task): key for key, runner, task in jobs}
         for fut in as_completed(futs):
             try:
                 yield futs[fut], fut.result()
-            except Exception as exc:  # a worker died (BrokenProcessPool) or the task did not pickle
+            except BrokenProcessPool:
+                raise MemsimError(
+                    "the local process pool broke: a worker process died (out of memory, a crash in native "
+                    "code, or a script that calls run_sweep without the `if __name__ == \"__main__\":` guard "
+                    "that spawned workers need). Finished points are kept; run the sweep again to resume "
+                    "(--jobs 1 runs in-process).") from None
+            except Exception as exc:  # the task or its result did not pickle
                 yield futs[fut], _died(exc)
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
