@@ -200,3 +200,11 @@ def test_hf_import_errors(tmp_path):
     assert e.value.path == "n_embd" and "positive integer" in str(e.value)
     with pytest.raises(ConfigError, match="file not found"):
         import_hf_config(tmp_path / "nope.json")
+
+
+def test_hf_import_mistral():
+    """Mistral-7B-v0.1: 7,241,732,096 parameters (Hugging Face count; the paper's "7.3B")."""
+    m = import_hf_config(DATA / "mistral-7b" / "config.json")
+    assert m.param_count() == 7_241_732_096
+    assert (m.model_type, m.attention_kind, m.kv_dim, m.gated_ffn, m.norm) == ("mistral", "gqa", 1024, True, "rmsnorm")
+    assert m.rope_theta == 10000.0

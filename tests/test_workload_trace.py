@@ -332,3 +332,15 @@ def test_read_errors_other_files(tmp_path, small):
     with pytest.raises(TraceError) as e:
         read_trace(p)
     assert e.value.file == str(tp) and "column 'kind', row 3" in str(e.value)
+
+
+def test_prefill_only_and_unused_experts():
+    """generated_tokens 0 gives the prefill alone; experts no op reads have first_op = last_op = -1."""
+    m, sc, tr = _trace("mixtral-8x7b", prompt_tokens=1, generated_tokens=0)
+    assert set(tr.ops.step) == {0} and tr.num_steps == 1
+    w = tr.tensors[tr.tensors.kind == "weight"]
+    experts = w[w.tensor.str.contains(".moe.e")]
+    used = experts[experts.first_op >= 0]
+    assert len(used) == 32 * 2 * 3  # 2 experts x (gate, up, down) per layer
+    assert (experts[experts.first_op < 0].last_op == -1).all()
+    assert tr.ops.weight_bytes.sum() == prefill_bytes(m, sc)["weights"]

@@ -21,8 +21,9 @@ Hugging Face ``config.json`` (read by :func:`import_hf_config`).
 What is modelled / simplified: decoder-only models; pre-norm blocks; one (shared) router per MoE layer
 with ``num_experts_per_tok`` of ``num_local_experts`` gated experts; parameters are counted as the
 tensors below (:func:`weight_tensors`), which reproduces the Hugging Face parameter counts exactly for
-the shipped models. Not modelled: encoder-decoder models, sliding-window attention, ALiBi, GPT-3's
-sparse layers (treated as dense), shared experts, post-norm blocks, the rotary cos/sin tables.
+the shipped models. Not modelled: encoder-decoder models, sliding-window attention (Mistral's
+``sliding_window`` is ignored: full attention, an uncapped KV cache), ALiBi, GPT-3's sparse layers
+(treated as dense), shared experts, post-norm blocks, the rotary cos/sin tables.
 """
 from __future__ import annotations
 
