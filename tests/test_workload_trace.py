@@ -308,7 +308,7 @@ def _with_value(table, col, row, value, type_=None):
     (lambda t: _with_value(t, "deps", 6, [40]), "column 'deps', row 6"),
     (lambda t: _with_value(t, "phase", 2, "decode"), "column 'phase', row 2"),
     (lambda t: _with_value(t, "name", 4, None), "column 'name', row 4: missing value"),
-    (lambda t: _with_value(t, "step", t.num_rows - 1, 1), f"column 'step', row"),
+    (lambda t: _with_value(t, "step", t.num_rows - 1, 1), "column 'step', row"),
 ])
 def test_read_errors_name_file_column_and_row(tmp_path, small, mutate, words):
     p = _rewrite(tmp_path, small, mutate)

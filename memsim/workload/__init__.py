@@ -22,8 +22,6 @@ def load_workload(name_or_path: str, **changes) -> Scenario:
     a default scenario; ``changes`` (batch=, prompt_tokens=, generated_tokens=, weight_dtype=, ...) apply."""
     from pathlib import Path
 
-    import yaml  # noqa: F401  (read by load_scenario)
-
     from memsim.config import yamltree as yt
 
     p = Path(name_or_path)

@@ -185,7 +185,7 @@ def _build_step(model: ModelSpec, sc: Scenario, q: int, past: int, n_active: int
     m = model
     B = sc.batch
     wb, ab, kb = DTYPE_BITS[sc.weight_dtype], DTYPE_BITS[sc.act_dtype], DTYPE_BITS[sc.kv_dtype]
-    d, f, H, KVh, hd = m.hidden_size, m.intermediate_size, m.num_attention_heads, m.num_key_value_heads, m.head_dim
+    d, f, H, hd = m.hidden_size, m.intermediate_size, m.num_attention_heads, m.head_dim
     T = B * q  # activation rows
     keys = past + q
     pairs = B * H * (q * past + q * (q + 1) // 2)  # causal (unmasked) query-key pairs, all heads
