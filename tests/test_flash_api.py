@@ -148,3 +148,28 @@ def test_flash_validation_cases_pass_or_are_known():
         for r in run_case(case).checks:
             if r.check.judged:
                 assert r.passed or r.known_miss, (r.id, r.simulated)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_jitted_split_matches_a_plain_reference(seed):
+    rng = np.random.default_rng(seed)
+    cfg = get_preset("SimpleSSD_sample_MLC")
+    o = cfg.organization
+    cfg = dataclasses.replace(cfg, organization=dataclasses.replace(o, mapping="".join(rng.permutation(list("CWDP")))))
+    o = cfg.organization
+    n = 40
+    off = rng.integers(0, o.capacity_bytes // 2, n)
+    size = rng.integers(1, 5 * o.page_bytes, n)
+    kind = rng.integers(0, 3, n)
+    s = api.split_requests(cfg, off, size, kind)
+    planes, hosts, idxs = [], [], []
+    for r in range(n):
+        unit = o.page_bytes * (o.pages_per_block if kind[r] == 2 else 1)
+        for i in range(off[r] // unit, (off[r] + size[r] - 1) // unit + 1):
+            lo, hi = max(off[r], i * unit), min(off[r] + size[r], (i + 1) * unit)
+            hosts.append(0 if kind[r] == 2 else hi - lo)
+            idxs.append(i)
+    plane, _ = api._plane_of(cfg, np.array(idxs))
+    assert s["pc_plane"].tolist() == plane.tolist()
+    assert s["pc_host_bytes"].tolist() == hosts
+    assert s["req_count"].sum() == len(idxs)

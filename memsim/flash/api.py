@@ -106,8 +106,16 @@ def _plane_of(cfg: FlashConfig, unit: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _times(values: np.ndarray, fn) -> np.ndarray:
-    uniq, inv = np.unique(values, return_inverse=True)
-    return np.array([fn(int(v)) for v in uniq], dtype=np.int64)[inv]
+    """``fn`` (exact integer arithmetic) applied to each value; values are piece sizes (<= a block), so a
+    lookup table over the distinct values is cheap."""
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    present = np.zeros(int(values.max()) + 1, dtype=bool)
+    present[values] = True
+    lut = np.zeros(present.size, dtype=np.int64)
+    for v in np.flatnonzero(present):
+        lut[v] = fn(int(v))
+    return lut[values]
 
 
 def split_requests(cfg: FlashConfig, offsets, sizes, kinds) -> dict:
@@ -117,8 +125,9 @@ def split_requests(cfg: FlashConfig, offsets, sizes, kinds) -> dict:
     """
     o, t = cfg.organization, cfg.timing
     off = np.asarray(offsets, dtype=np.int64).reshape(-1)
-    size = np.broadcast_to(np.asarray(sizes, dtype=np.int64), off.shape).copy()
-    kind = np.broadcast_to(np.asarray(kinds, dtype=np.int64), off.shape).copy()
+    off = np.ascontiguousarray(off)
+    size = np.ascontiguousarray(np.broadcast_to(np.asarray(sizes, dtype=np.int64), off.shape))
+    kind = np.ascontiguousarray(np.broadcast_to(np.asarray(kinds, dtype=np.int64), off.shape))
     if off.size == 0:
         raise ValueError("no requests")
     if (off < 0).any():
@@ -126,7 +135,8 @@ def split_requests(cfg: FlashConfig, offsets, sizes, kinds) -> dict:
     if (size <= 0).any():
         i = int(np.argmax(size <= 0))
         raise ValueError(f"request {i}: size must be positive, got {int(size[i])}")
-    erase = kind == K.KIND_ERASE
+    if ((kind < 0) | (kind > K.KIND_ERASE)).any():
+        raise ValueError("kinds must be 0 (read), 1 (write) or 2 (erase)")
     page = o.page_bytes
     block_bytes = page * o.pages_per_block
     end = off + size
@@ -135,31 +145,17 @@ def split_requests(cfg: FlashConfig, offsets, sizes, kinds) -> dict:
         i = int(np.argmax(end > cap))
         raise ValueError(f"request {i} ({int(off[i])} + {int(size[i])} B) ends beyond the capacity "
                          f"{cap} B of {cfg.name}")
-    # erases name whole blocks: [off, off+size) rounded out to blocks, one piece per block
-    unit = np.where(erase, block_bytes, page)
-    first = off // unit
-    last = (end - 1) // unit
-    count = last - first + 1
-    req_first = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
-    n_pc = int(count.sum())
-    rep = np.repeat(np.arange(off.size), count)
-    idx = first[rep] + (np.arange(n_pc) - req_first[rep])
-    pkind = kind[rep]
-    u = unit[rep]
-    lo = np.maximum(off[rep], idx * u) - idx * u
-    hi = np.minimum(end[rep], (idx + 1) * u) - idx * u
-    host_bytes = np.where(pkind == K.KIND_ERASE, 0, hi - lo)
-    g = o.read_granularity_bytes
-    chan_bytes = np.where(pkind == K.KIND_ERASE, 0, (-(-hi // g) - lo // g) * g)
-    # a page's plane (erases: a block's plane, block indices striped in the same order)
-    plane, in_plane = _plane_of(cfg, idx)
+    order = np.array(["CWDP".index(ch) for ch in o.mapping], dtype=np.int64)
+    radix = np.array([o.channels, o.packages_per_channel, o.dies_per_package, o.planes_per_die], dtype=np.int64)
+    req_first, count, pkind, plane, in_plane, host_bytes, chan_bytes = K.split(
+        off, size, kind, page, block_bytes, o.read_granularity_bytes, order, radix)
     ptype_r = (in_plane % o.pages_per_block) % len(t.tR_ps)
     ptype_w = (in_plane % o.pages_per_block) % len(t.tPROG_ps)
     arr = np.where(pkind == K.KIND_READ, np.asarray(t.tR_ps, dtype=np.int64)[ptype_r],
                    np.where(pkind == K.KIND_WRITE, np.asarray(t.tPROG_ps, dtype=np.int64)[ptype_w], t.tBERS_ps))
     xfer = _times(chan_bytes, t.channel_transfer_ps)
     link = _times(host_bytes, lambda b: cfg.host.transfer_ps(b) if b else 0)
-    return {"req_first": req_first, "req_count": count.astype(np.int64), "req_kind": kind, "req_size": size,
+    return {"req_first": req_first, "req_count": count, "req_kind": kind, "req_size": size,
             "pc_plane": np.ascontiguousarray(plane, dtype=np.int64), "pc_kind": np.ascontiguousarray(pkind),
             "pc_array": np.ascontiguousarray(arr, dtype=np.int64), "pc_xfer": xfer, "pc_link": link,
             "pc_host_bytes": host_bytes}

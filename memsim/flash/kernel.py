@@ -335,3 +335,52 @@ def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_
                 if req_rem[r] == 0 and qd > 0:
                     heap_n = _heap_push(heap, heap_n, req_done[r])
     return req_start, req_done, pc_done, ch_busy, plane_busy, stats
+
+
+@njit(cache=True)
+def split(off, size, kind, page, block_bytes, granularity, order, radix):
+    """Split requests into pieces (one per page touched; erases: one per block touched).
+
+    ``order`` lists the striping digits fastest first (0 channel, 1 way/package, 2 die, 3 plane) and
+    ``radix`` their counts in that fixed C, W, D, P numbering. Returns per request (first piece, piece
+    count) and per piece (kind, global plane, index inside the plane, host bytes, channel bytes).
+    """
+    n = off.shape[0]
+    count = np.empty(n, dtype=np.int64)
+    first = np.empty(n, dtype=np.int64)
+    total = 0
+    for r in range(n):
+        u = block_bytes if kind[r] == KIND_ERASE else page
+        first[r] = total
+        count[r] = (off[r] + size[r] - 1) // u - off[r] // u + 1
+        total += count[r]
+    pkind = np.empty(total, dtype=np.int64)
+    plane = np.empty(total, dtype=np.int64)
+    in_plane = np.empty(total, dtype=np.int64)
+    host = np.empty(total, dtype=np.int64)
+    chan = np.empty(total, dtype=np.int64)
+    digit = np.zeros(4, dtype=np.int64)
+    for r in range(n):
+        u = block_bytes if kind[r] == KIND_ERASE else page
+        end = off[r] + size[r]
+        idx = off[r] // u
+        for j in range(first[r], first[r] + count[r]):
+            base = idx * u
+            lo = max(off[r], base) - base
+            hi = min(end, base + u) - base
+            pkind[j] = kind[r]
+            if kind[r] == KIND_ERASE:
+                host[j] = 0
+                chan[j] = 0
+            else:
+                host[j] = hi - lo
+                chan[j] = ((hi + granularity - 1) // granularity - lo // granularity) * granularity
+            rest = idx
+            for k in range(4):
+                d = order[k]
+                digit[d] = rest % radix[d]
+                rest //= radix[d]
+            plane[j] = ((digit[0] * radix[1] + digit[1]) * radix[2] + digit[2]) * radix[3] + digit[3]
+            in_plane[j] = rest
+            idx += 1
+    return first, count, pkind, plane, in_plane, host, chan

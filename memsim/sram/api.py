@@ -71,7 +71,7 @@ def words_of(cfg: SramConfig, addr, nbytes=None) -> tuple[np.ndarray, np.ndarray
     a = np.asarray(addr, dtype=np.int64).reshape(-1)
     w = cfg.width_bytes
     if nbytes is None:
-        return a // w * w, np.arange(a.size)
+        return a // w * w, None  # one word per access: the owner of word i is access i
     else:
         n = np.broadcast_to(np.asarray(nbytes, dtype=np.int64), a.shape)
         if (n <= 0).any():
@@ -110,28 +110,33 @@ def access(cfg: SramConfig, addr, is_write=False, nbytes=None, arrival_cycle=Non
     if a.size == 0:
         raise ValueError("no accesses")
     words, owner = words_of(cfg, a, nbytes)
-    if (a < 0).any() or words.max() + cfg.width_bytes > cfg.capacity_bytes:
-        i = int(owner[np.argmax((words < 0) | (words + cfg.width_bytes > cfg.capacity_bytes))])
+    if a.min() < 0 or words.max() + cfg.width_bytes > cfg.capacity_bytes:
+        j = int(np.argmax((words < 0) | (words + cfg.width_bytes > cfg.capacity_bytes)))
+        i = j if owner is None else int(owner[j])
         raise SramCapacityError(f"access {i} at byte {int(a[i])} lies outside the {cfg.capacity_bytes} B of "
                                 f"{cfg.name}")
-    wr = np.broadcast_to(np.asarray(is_write, dtype=bool), a.shape)[owner]
-    bank = (words // cfg.interleave_bytes) % cfg.banks
+    wr = np.broadcast_to(np.asarray(is_write, dtype=bool), a.shape)
+    if owner is not None:
+        wr = wr[owner]
+    bank = K.bank_of(np.ascontiguousarray(words, dtype=np.int64), cfg.interleave_bytes, cfg.banks)
     if arrival_cycle is None:
         arr = np.zeros(words.size, dtype=np.int64)
     else:
         arr = np.asarray(arrival_cycle, dtype=np.int64).reshape(-1)
         if arr.size != a.size or (arr < 0).any():
             raise ValueError("arrival_cycle must hold one non-negative cycle per access")
-        arr = arr[owner]
+        if owner is not None:
+            arr = arr[owner]
     width = cfg.banks * cfg.ports if issue_width is None else int(issue_width)
     if width < 1:
         raise ValueError(f"issue_width must be positive, got {issue_width}")
-    issue, done, count, stall, n_stalled = K.simulate(np.ascontiguousarray(bank, dtype=np.int64), np.ascontiguousarray(arr),
+    issue, done, count, stall, n_stalled = K.simulate(bank, np.ascontiguousarray(arr),
                                            cfg.banks, cfg.ports, cfg.busy_cycles, cfg.latency_cycles, width)
     cycles = int(done.max())
     sim_ps = cycles * cfg.clock_period_ps
-    lat = (done - arr).astype(np.float64)
-    reads, writes = int((~wr).sum()), int(wr.sum())
+    lat = done - arr
+    writes = int(np.count_nonzero(wr))
+    reads = int(words.size) - writes
     energy = {"read": reads * cfg.read_pj, "write": writes * cfg.write_pj, "leakage": cfg.leakage_mw * sim_ps * 1e-3}
     energy["total"] = sum(energy.values())
     p = np.percentile(lat, [50, 95, 99], method="inverted_cdf")
@@ -140,7 +145,7 @@ def access(cfg: SramConfig, addr, is_write=False, nbytes=None, arrival_cycle=Non
         bytes_transferred=int(words.size) * cfg.width_bytes, sim_time_ps=sim_ps, cycles=cycles,
         clock_period_ps=cfg.clock_period_ps, conflict_stall_cycles=int(stall.sum()),
         conflicted_accesses=int(n_stalled),
-        latency_cycles={"count": int(lat.size), "mean": float(lat.mean()), "p50": float(p[0]), "p95": float(p[1]),
+        latency_cycles={"count": int(lat.size), "mean": float(lat.sum()) / lat.size, "p50": float(p[0]), "p95": float(p[1]),
                         "p99": float(p[2]), "max": float(lat.max())},
         per_bank_accesses=count.tolist(),
         per_bank_utilisation=(count * cfg.busy_cycles / (cycles * cfg.ports)).tolist(),
