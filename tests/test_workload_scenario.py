@@ -90,3 +90,15 @@ def test_load_workload_model_or_scenario():
     assert sc.model.name == "llama2-7b" and sc.prompt_tokens == 16
     sc = load_workload(str(REPO / "workloads" / "llama2_7b_decode.yaml"), batch=4)
     assert sc.batch == 4 and sc.prompt_tokens == 512
+
+
+def test_overrides_top_level_and_dtype():
+    f = REPO / "workloads" / "llama2_7b_gpt_fast.yaml"  # dtype: fp16 (one name)
+    sc = load_scenario(f, overrides={"batch": 4, "dtype.kv": "int8"})
+    assert sc.batch == 4 and sc.dtypes == {"weights": "fp16", "activations": "fp16", "kv": "int8"}
+    with pytest.raises(ConfigError) as e:
+        load_scenario(f, overrides={"dtype.kv": "fp8"})
+    assert e.value.path == "dtype.kv"
+    with pytest.raises(ConfigError) as e:
+        load_scenario(f, overrides={"model.hidden_size": 8})
+    assert e.value.file == "<overrides>" and e.value.path == "model.hidden_size"

@@ -46,6 +46,8 @@ def test_topological_order_and_step_chain(llama):
     _, sc, tr = llama
     e = tr.edges
     assert (e["src"] < e["dst"]).all() and len(e) > 0
+    src, dst = tr.edge_arrays()
+    assert (src == e["src"].to_numpy()).all() and (dst == e["dst"].to_numpy()).all()
     ops = tr.ops
     # every op except the very first waits for something; steps are contiguous and ordered
     has_dep = np.zeros(len(ops), bool)

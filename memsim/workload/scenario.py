@@ -119,11 +119,28 @@ _DTYPE_KEYS = {"weights": "weight_dtype", "activations": "act_dtype", "kv": "kv_
 
 
 def load_scenario(path: str | Path, *, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read a scenario YAML file. ``overrides`` replaces top-level keys (``{"batch": 8}``) before parsing."""
+    """Read a scenario YAML file.
+
+    ``overrides`` replaces keys before parsing: top-level (``{"batch": 8}``) or dotted into ``dtype``
+    (``{"dtype.kv": "int8"}``; a one-name ``dtype: fp16`` is first expanded to all three).
+    """
     file = str(path)
     data = yt.read_yaml_file(path)
     if isinstance(data, dict) and overrides:
-        data = {**data, **overrides}
+        data = dict(data)
+        for key, value in overrides.items():
+            head, _, rest = str(key).partition(".")
+            if not rest:
+                data[head] = value
+                continue
+            if head != "dtype" or "." in rest:
+                raise ConfigError(f"unknown override '{key}': scenario overrides are top-level keys "
+                                  f"({', '.join(_KEYS)}) or dtype.weights / dtype.activations / dtype.kv",
+                                  file="<overrides>", path=str(key))
+            cur = data.get("dtype")
+            sub = dict(cur) if isinstance(cur, dict) else ({k: cur for k in _DTYPE_KEYS} if isinstance(cur, str) else {})
+            sub[rest] = value
+            data["dtype"] = sub
     root = yt.wrap(data, file, "")
     body = yt.mapping(root, "a scenario (a mapping with model, batch, prompt_tokens, generated_tokens, dtype)")
     for key, node in body.items():

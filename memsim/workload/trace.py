@@ -306,6 +306,10 @@ class OpTrace:
         """Dependency edges: ``src`` must finish before ``dst`` starts (sorted by dst, then src)."""
         return pd.DataFrame({"src": self._src, "dst": self._dst})
 
+    def edge_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(src, dst)`` int64 arrays of :attr:`edges` (no copy, do not modify)."""
+        return self._src, self._dst
+
     @property
     def model_name(self) -> str:
         return str(self.meta.get("model", ""))
