@@ -14,7 +14,7 @@ READ, WRITE, ERASE = 0, 1, 2
 
 
 def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_xfer, pc_link, *, qd, t_cmd,
-             lat, mp, cache, interleave, n_ch, ppc, ppd, n_planes):
+             lat, mp, cache, interleave, n_ch, ppc, ppd, n_planes, ctrl_t=0, ctrl_n=1):
     n_req, n_pc = len(req_arrival), len(pc_plane)
     owner = {}
     for r in range(n_req):
@@ -36,6 +36,7 @@ def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_
     last = 0
     link_r = link_w = 0
     finished = 0
+    cores = [0] * ctrl_n
 
     def may_issue(p, kind):
         limit = 2 if (kind == READ and cache) else 1
@@ -83,12 +84,16 @@ def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_
             outstanding += 1
             last = t_adm
             start[r] = t_adm
+            t0 = t_adm
+            if ctrl_t:
+                k = cores.index(min(cores))
+                t0 = cores[k] = max(t_adm, cores[k]) + ctrl_t
             for j in range(req_first[r], req_first[r] + req_count[r]):
                 if pc_kind[j] == WRITE:
-                    link_w = max(t_adm + lat, link_w) + pc_link[j]
+                    link_w = max(t0 + lat, link_w) + pc_link[j]
                     avail[j] = link_w
                 else:
-                    avail[j] = t_adm + lat
+                    avail[j] = t0 + lat
                 queue[pc_plane[j]].append(j)
             continue
         assert t_ch is not None, "twin deadlock"

@@ -173,3 +173,14 @@ def test_jitted_split_matches_a_plain_reference(seed):
     assert s["pc_plane"].tolist() == plane.tolist()
     assert s["pc_host_bytes"].tolist() == hosts
     assert s["req_count"].sum() == len(idxs)
+
+
+def test_controller_time_caps_the_command_rate():
+    cfg = get_preset("Samsung_990PRO_2TB")
+    assert cfg.host.controller_time_ps == 0  # no shipped preset sets it
+    capped = dataclasses.replace(cfg, host=dataclasses.replace(cfg.host, controller_time_ps=2_000_000,
+                                                                controller_cores=2))
+    r = api.random_read(capped, 20000, 4096, 512)
+    assert r.iops <= 2 / 2e-6 * 1.0001 and r.iops > 0.95 * 1e6
+    one = api.read(capped, lsb_offsets(capped, 5), 4096, queue_depth=1)
+    assert (one.request_done_ps - one.request_start_ps == api.qd1_read_latency_ps(capped)).all()

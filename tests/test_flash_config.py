@@ -86,7 +86,7 @@ _values = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(
 _keys = st.sampled_from([("organization", "channels"), ("organization", "page_size"), ("organization", "mapping"),
                          ("organization", "read_granularity"), ("timing", "tR"), ("timing", "tPROG"),
                          ("timing", "channel_rate"), ("timing", "command_overhead"), ("host", "pcie_gen"),
-                         ("host", "lanes"), ("host", "lane_rate"), ("host", "max_payload"),
+                         ("host", "lanes"), ("host", "lane_rate"), ("host", "max_payload"), ("host", "controller_time"),
                          ("features", "multi_plane"), ("energy", "static_power"), ("organization", "nope")])
 
 

@@ -27,7 +27,8 @@ def _random_config(rng):
     feat = dataclasses.replace(base.features, multi_plane=bool(rng.integers(2)), cache_read=bool(rng.integers(2)),
                                die_interleaving=bool(rng.integers(2)))
     host = dataclasses.replace(base.host, command_latency_ps=int(rng.integers(0, 5)) * 1000,
-                               max_queue_depth=64)
+                               max_queue_depth=64, controller_time_ps=int(rng.choice([0, 0, 500, 3000])),
+                               controller_cores=int(rng.integers(1, 3)))
     return dataclasses.replace(base, organization=org, timing=tim, features=feat, host=host)
 
 
@@ -61,7 +62,8 @@ def test_kernel_matches_twin(seed):
         s["pc_kind"].tolist(), s["pc_array"].tolist(), s["pc_xfer"].tolist(), s["pc_link"].tolist(), qd=qd,
         t_cmd=cfg.timing.command_overhead_ps, lat=cfg.host.command_latency_ps, mp=cfg.features.multi_plane,
         cache=cfg.features.cache_read, interleave=cfg.features.die_interleaving, n_ch=o.channels,
-        ppc=o.planes_per_channel, ppd=o.planes_per_die, n_planes=o.planes)
+        ppc=o.planes_per_channel, ppd=o.planes_per_die, n_planes=o.planes, ctrl_t=cfg.host.controller_time_ps,
+        ctrl_n=cfg.host.controller_cores)
     assert start.tolist() == t_start
     assert done.tolist() == t_done
     assert pdone.tolist() == t_pdone

@@ -173,6 +173,8 @@ def kernel_params(cfg: FlashConfig, queue_depth: int) -> np.ndarray:
     par[K.P_NCH] = o.channels
     par[K.P_PPC] = o.planes_per_channel
     par[K.P_PPD] = o.planes_per_die
+    par[K.P_CTRL_T] = cfg.host.controller_time_ps
+    par[K.P_CTRL_N] = cfg.host.controller_cores
     return par
 
 
@@ -289,13 +291,14 @@ def random_read(cfg: FlashConfig, n: int, size: int = 4096, queue_depth: int = 3
 
 
 def qd1_read_latency_ps(cfg: FlashConfig, size: int = 4096, page_type: int = 0) -> int:
-    """Closed form of one unloaded read that lies inside one page: command latency + command/address
-    cycles + tR + channel transfer (read units touched, here from the page start) + host-link transfer."""
+    """Closed form of one unloaded read that lies inside one page: controller time + command latency +
+    command/address cycles + tR + channel transfer (read units touched, here from the page start) + host-link transfer."""
     t = cfg.timing
     g = cfg.organization.read_granularity_bytes
     if size > cfg.organization.page_bytes:
         raise ValueError("the closed form covers reads inside one page")
-    return (cfg.host.command_latency_ps + t.command_overhead_ps + t.tR_ps[page_type % len(t.tR_ps)]
+    return (cfg.host.controller_time_ps + cfg.host.command_latency_ps + t.command_overhead_ps
+            + t.tR_ps[page_type % len(t.tR_ps)]
             + t.channel_transfer_ps(-(-size // g) * g) + cfg.host.transfer_ps(size))
 
 

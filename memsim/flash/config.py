@@ -117,6 +117,8 @@ class FlashHost:
     command_latency_ps: int
     max_queue_depth: int
     pcie_gen: int | None = None
+    controller_time_ps: int = 0
+    controller_cores: int = 1
 
     @property
     def raw_bytes_per_s(self) -> float:
@@ -245,6 +247,8 @@ _HOST = {
     "tlp_overhead": yt.Field("tlp_overhead_bytes", yt.size(), True),
     "command_latency": yt.Field("command_latency_ps", yt.duration(), True),
     "max_queue_depth": yt.Field("max_queue_depth", yt.count, True),
+    "controller_time": yt.Field("controller_time_ps", yt.duration()),
+    "controller_cores": yt.Field("controller_cores", yt.count),
 }
 _ENERGY = {
     "read_per_bit": yt.Field("read_pj_per_bit", yt.energy()),

@@ -10,7 +10,9 @@ What is modelled
 * Front end: requests are admitted strictly in order, at their arrival time, while fewer than
   ``queue_depth`` are outstanding (0 = unlimited). A request's pieces reach the flash controller
   ``command_latency`` after admission (NVMe submission, firmware); the latency overlaps between
-  commands (it is not a shared resource).
+  commands (it is not a shared resource). Optionally (``controller_time`` > 0) each command also
+  occupies one of ``controller_cores`` firmware cores for ``controller_time`` first, which caps the
+  command rate at cores / time; no shipped preset sets it (no source).
 * Planes: one FIFO queue per plane. A plane holds one page in its page register; with *cache read* a
   second page can wait in the cache register while the next array read runs.
 * Dies: one array operation (read tR, program tPROG or erase tBERS) per die at a time. With
@@ -34,8 +36,8 @@ What is simplified
 * Multi-plane operation ignores the page-offset constraints of real multi-plane commands; the cache
   register copy (tRCBSY), status polling and ECC decoding take no time; NVMe submission/completion
   queue entries and DLLPs do not occupy the link (only data TLPs do).
-* Controller firmware has no processing cost beyond the fixed per-command latency, so the number of
-  commands per second is not limited by the controller cores.
+* Controller firmware costs only the fixed per-command latency and the optional per-command core time
+  (a constant, not a model of FTL lookups or ECC).
 """
 from __future__ import annotations
 
@@ -47,8 +49,8 @@ INF = np.int64(1) << np.int64(62)
 KIND_READ, KIND_WRITE, KIND_ERASE = 0, 1, 2
 
 # params
-P_QD, P_CMD, P_LAT, P_MP, P_CACHE, P_INTERLEAVE, P_NCH, P_PPC, P_PPD = range(9)
-N_P = 9
+P_QD, P_CMD, P_LAT, P_MP, P_CACHE, P_INTERLEAVE, P_NCH, P_PPC, P_PPD, P_CTRL_T, P_CTRL_N = range(11)
+N_P = 11
 
 # stats
 S_STATUS, S_OPS, S_MP_OPS, S_LINK_R, S_LINK_W, S_DATA_OUT, S_CMD = range(7)
@@ -137,6 +139,8 @@ def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_
     qd = params[P_QD]
     t_cmd = params[P_CMD]
     lat = params[P_LAT]
+    ctrl_t = params[P_CTRL_T]
+    ctrl_free = np.zeros(max(params[P_CTRL_N], 1), dtype=np.int64)
     mp = params[P_MP] != 0
     cache = params[P_CACHE] != 0
     interleave = params[P_INTERLEAVE] != 0
@@ -209,14 +213,22 @@ def simulate(req_arrival, req_first, req_count, pc_plane, pc_kind, pc_array, pc_
             inflight += 1
             last_adm = t_adm
             req_start[r] = t_adm
+            t_fw = t_adm  # controller firmware: one of ctrl_free's cores for ctrl_t per command
+            if ctrl_t > 0:
+                k = 0
+                for q in range(1, ctrl_free.shape[0]):
+                    if ctrl_free[q] < ctrl_free[k]:
+                        k = q
+                t_fw = max(t_adm, ctrl_free[k]) + ctrl_t
+                ctrl_free[k] = t_fw
             for j in range(req_first[r], req_first[r] + req_count[r]):
                 if pc_kind[j] == KIND_WRITE:
-                    ls = max(t_adm + lat, link_w_free)
+                    ls = max(t_fw + lat, link_w_free)
                     link_w_free = ls + pc_link[j]
                     stats[S_LINK_W] += pc_link[j]
                     avail[j] = link_w_free
                 else:
-                    avail[j] = t_adm + lat
+                    avail[j] = t_fw + lat
                 p = pc_plane[j]
                 if qtail[p] < 0:
                     qhead[p] = j
