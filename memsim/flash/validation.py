@@ -105,8 +105,9 @@ LITTLE = ("Little's law: 1.4 M IOPS at QD32 needs a mean latency of 22.9 us, bel
           "(40-90 us); the vendor's figure must come from more outstanding commands (several threads at QD32 "
           "[I]); memsim at 32 outstanding gives 32 / latency")
 NO_CONTROLLER = ("at 512 outstanding memsim is bound by the host link (1.76 M x 4 KiB = 7.2 GB/s); the real "
-                 "drive tops out at 5.7 GB/s of 4 KiB reads, so a per-command controller or FTL cost limits it, "
-                 "which memsim does not model (adding one without a source would be tuning)")
+                 "drive tops out at 5.7 GB/s of 4 KiB reads, so a per-command controller or FTL cost limits it; "
+                 "host.controller_time can model one, but no source gives its value and setting it to hit "
+                 "this figure would be tuning")
 
 
 def cases() -> list[Case]:
