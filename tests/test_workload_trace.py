@@ -39,7 +39,8 @@ def test_schema_columns_and_types(llama):
     assert set(tr.ops["kind"]) <= set(KINDS)
     assert set(tr.ops["phase"]) == {"prefill", "decode"}
     assert (tr.ops["op"].to_numpy() == np.arange(len(tr.ops))).all()
-    assert isinstance(tr.ops["deps"].iloc[5], list) or hasattr(tr.ops["deps"].iloc[5], "__len__")
+    # op 5 is layer 0's attention score: it waits for RoPE (Q, K) and the KV append
+    assert tr.ops["name"].iloc[5] == "L0.attn.score" and list(tr.ops["deps"].iloc[5]) == [3, 4]
 
 
 def test_topological_order_and_step_chain(llama):
