@@ -172,11 +172,52 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
-def cmd_presets(args) -> int:
+def _describe_library(lib) -> list[tuple[str, str]]:
+    out = []
+    for name in lib.names():
+        src = lib.layers(name).scalars.get("source")
+        out.append((name, str(src.value) if src is not None else ""))
+    return out
+
+
+def _preset_groups():
+    """(kind, [(name, label, source)]) for every preset library, imported lazily."""
     from .config import list_presets
 
-    for name, standard, source in list_presets():
-        print(f"{name:50s} {standard:8s} {source}")
+    yield "dram", [(n, std, src) for n, std, src in list_presets()]
+    loaders = {
+        "pim": ("memsim.pim.config", "list_pim_presets"),
+        "flash": ("memsim.flash.config", "list_presets"),
+        "sram": ("memsim.sram.config", "list_presets"),
+    }
+    for kind, (module, fn) in loaders.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module.startswith(exc.name):
+                continue
+            raise
+        yield kind, [(n, kind, src) for n, src in getattr(mod, fn)()]
+    from .system.config import compute_library, link_library
+
+    yield "compute", [(n, "compute", s) for n, s in _describe_library(compute_library())]
+    yield "link", [(n, "link", s) for n, s in _describe_library(link_library())]
+
+
+PRESET_KINDS = ("dram", "pim", "flash", "sram", "compute", "link")
+
+
+def cmd_presets(args) -> int:
+    bad = [k for k in args.kind if k not in PRESET_KINDS]
+    if bad:
+        raise MemsimError(f"unknown preset kind {bad[0]!r}; expected some of: {', '.join(PRESET_KINDS)}")
+    for kind, rows in _preset_groups():
+        if args.kind and kind not in args.kind:
+            continue
+        print(f"# {kind} presets")
+        for name, label, source in rows:
+            print(f"{name:50s} {label:8s} {source}")
+        print()
     return EXIT_OK
 
 
@@ -219,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
 
     ps = sub.add_parser("presets", help="list device presets and their sources")
+    ps.add_argument("kind", nargs="*", help="only these kinds: dram, pim, flash, sram, compute, link (default: all)")
     ps.set_defaults(func=cmd_presets)
 
     t = sub.add_parser("trace", help="write a reference synthetic trace")
