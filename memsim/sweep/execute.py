@@ -16,11 +16,13 @@ Backends (what is modelled / simplified):
 
 * ``serial`` (``jobs=1``): in this process.
 * ``pool`` (default): a ``concurrent.futures`` process pool of ``jobs`` workers (default: every core),
-  spawned once and reused for every point, so each worker loads the Numba kernels from their on-disk
-  cache once, not per point. Workers are *spawned* (no fork of a threaded driver), so a script calling
-  :func:`run_sweep` needs the usual ``if __name__ == "__main__":`` guard (``memsim sweep`` and notebooks
-  do not). A worker that dies (out of memory, a native crash) stops the sweep with an error; finished
-  points are kept and a rerun resumes.
+  started once and reused for every point, so no worker loads the Numba kernels more than once. On Linux,
+  while the driver has a single thread, workers are *forked* after the driver has loaded the kernels
+  (the runner's ``warm``), so they start with the kernels in memory; otherwise (another thread running,
+  macOS, Windows) they are *spawned* and each loads the kernels from their on-disk cache on its first
+  point, and a script calling :func:`run_sweep` needs the usual ``if __name__ == "__main__":`` guard.
+  ``MEMSIM_SWEEP_START_METHOD`` forces fork / spawn / forkserver. A worker that dies (out of memory, a
+  native crash) stops the sweep with an error; finished points are kept and a rerun resumes.
 * ``dask``: a ``distributed`` client on ``scheduler`` (``tcp://host:8786``) or on a ``LocalCluster``
   started here (``local_cluster=True``; ``processes=False`` runs threads in this process). Workers must
   be able to import memsim and read the input files at the same absolute paths (a shared filesystem or the
@@ -120,13 +122,33 @@ def _died(exc: BaseException) -> dict:
                       "input_error": False, "traceback": ""}}
 
 
+def _start_method() -> str:
+    """fork on Linux while this process has a single thread (workers then inherit the loaded modules and
+    kernels, and scripts need no main guard); spawn otherwise. MEMSIM_SWEEP_START_METHOD forces one."""
+    import threading
+
+    forced = os.environ.get("MEMSIM_SWEEP_START_METHOD")
+    if forced:
+        if forced not in ("fork", "spawn", "forkserver"):
+            raise MemsimError(f"MEMSIM_SWEEP_START_METHOD must be fork, spawn or forkserver, got {forced!r}")
+        return forced
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
+
+
 def _pool(jobs: list[Job], n: int) -> Iterator[tuple[str, dict]]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from concurrent.futures.process import BrokenProcessPool
 
-    ex = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"))
+    method = _start_method()
+    if method == "fork" and jobs:
+        warm = getattr(jobs[0][1], "warm", None)
+        if callable(warm):  # load the kernels once here: the forked workers inherit them
+            warm(jobs[0][2])
+    ex = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method))
     try:
         futs = {ex.submit(execute_point, runner, task): key for key, runner, task in jobs}
         for fut in as_completed(futs):
@@ -182,6 +204,23 @@ def _dask(jobs: list[Job], n: int, scheduler: str | None, local_cluster: bool,
 # ----------------------------------------------------------------------------------------------------
 # The driver
 # ----------------------------------------------------------------------------------------------------
+
+
+class _Primed:
+    """Iterate a backend's stream after pulling its first item now (so the backend starts here)."""
+
+    def __init__(self, it: Iterator):
+        self._it = iter(it)
+        self._first = []
+        try:
+            self._first.append(next(self._it))
+        except StopIteration:
+            pass
+
+    def __iter__(self):
+        yield from self._first
+        self._first = []
+        yield from self._it
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -280,6 +319,7 @@ def run_sweep(sweep: str | Path | SweepSpec, out: str | Path | None = None, *, j
         stream = _serial(todo, n_workers)
     walls: dict[str, tuple[float, str, str]] = {h: (math.nan, "", "done before") for h in skipped}
     show = progress if progress is not None else sys.stderr.isatty()
+    stream = _Primed(stream)  # starts the backend (forks the workers) before the bar starts a thread
     bar = _progress_bar(len(unique), len(skipped), show and bool(todo), spec.name)
     n_failed_now = 0
     try:

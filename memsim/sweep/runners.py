@@ -215,6 +215,15 @@ class DramRunner:
                 "queue_depth": qd, "ignore_arrival": ign}
         return Resolved(inputs=inputs, task=task)
 
+    def warm(self, task: Mapping) -> None:
+        """Load (or compile) the DRAM kernels in this process: a 256-request replay of the task's config."""
+        from memsim.dram.engine import DramEngine, Requests
+        from memsim.traces import synthetic
+
+        hw = _load_hw(Path(task["hw"]), task.get("set") or {}, None)
+        addr, is_write = synthetic.seq(256)
+        DramEngine(hw.memory).run(Requests(addr, is_write))
+
     def run(self, task: Mapping) -> PointOutput:
         from memsim.dram.engine import DramEngine, Requests
 
@@ -386,6 +395,22 @@ class SystemRunner:
         inputs = {"kind": self.kind, "runner_version": self.VERSION, "hw": hw_data, "workload": wl_data,
                   "policy": policy, "fidelity": fidelity, "overrides": str_over}
         return Resolved(inputs=inputs, task=task)
+
+    def warm(self, task: Mapping) -> None:
+        """Import the system simulator and load the DRAM kernels (cycle fidelity replays through them)."""
+        api = self.api()
+        for name in ("memsim.system.simulator", "memsim.workload.trace", "memsim.policies"):
+            try:
+                __import__(name)
+            except ImportError:
+                pass
+        if getattr(api, "__name__", "") == "memsim.system.api":
+            from memsim.dram.engine import DramEngine, Requests
+            from memsim.config import get_preset
+            from memsim.traces import synthetic
+
+            addr, is_write = synthetic.seq(256)
+            DramEngine(get_preset("HBM3_6400")).run(Requests(addr, is_write))
 
     def run(self, task: Mapping) -> PointOutput:
         result = self.api().run_point(task["hw"], task["workload"], policy=task.get("policy"),
