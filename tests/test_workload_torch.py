@@ -73,8 +73,32 @@ def test_tiny_module_maps_to_schema(tmp_path):
     assert (ops.kind == "norm").sum() == 5 and (ops.kind == "embedding").sum() == 1
     assert (ops.kind == "activation").sum() == 2
     assert (tr.edges.src < tr.edges.dst).all()
+    # data flow from the execution trace: q, k, v all wait for ln1 only; attention P.V for softmax and v
+    by = tr.ops.set_index("name")
+    ln1 = by.loc["layers.1.ln1:norm", "op"]
+    for proj in "qkv":
+        assert list(by.loc[f"layers.1.attn.{proj}:linear", "deps"]) == [ln1]
+    av = ops[(ops.kind == "attn_av") & (ops.layer == 1)].iloc[0]
+    sm = ops[(ops.kind == "softmax") & (ops.layer == 1)].iloc[0]
+    assert set(av.deps) == {sm.op, by.loc["layers.1.attn.v:linear", "op"]}
     back = read_trace(write_trace(tr, tmp_path / "tiny.parquet"))
     assert back.ops.equals(tr.ops)
+
+
+def test_plain_profile_events_chain_in_execution_order():
+    from torch.profiler import ProfilerActivity, profile
+
+    from memsim.workload.torch_import import rows_from_events
+
+    model = Tiny(layers=1).eval()
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        model(torch.randint(0, 50, (1, 4)))
+    tr = to_trace(rows_from_events(prof.events()))
+    ops = tr.ops
+    # no module scopes: no layers, and the LM head is a plain GEMM
+    assert (ops.kind == "gemm").sum() == 7 and (ops.layer == -1).all()
+    e = tr.edges
+    assert (e.dst - e.src == 1).all() and len(e) == len(ops) - 1
 
 
 def test_hf_llama_matches_generator(tmp_path):
@@ -119,4 +143,15 @@ def test_hf_llama_matches_generator(tmp_path):
         assert n_norm == 2 * 2 + 1
         nr = tr.ops[(tr.ops.step == step) & (tr.ops.kind == "norm")]
         assert (nr.n == 64).all() and (nr.weight_bytes == 64 * 4).all()
+        # parallel branches survive: gate and up both wait for the post-attention norm only
+        st = tr.ops[tr.ops.step == step].set_index("name")
+        norm = st.loc["model.layers.1.post_attention_layernorm:norm", "op"]
+        assert list(st.loc["model.layers.1.mlp.gate_proj:linear", "deps"]) == [norm]
+        assert list(st.loc["model.layers.1.mlp.up_proj:linear", "deps"]) == [norm]
+        kv = st.loc["model.layers.1.self_attn:kv_append"]
+        assert set(kv.deps) == {st.loc["model.layers.1.self_attn.k_proj:linear", "op"],
+                                st.loc["model.layers.1.self_attn.v_proj:linear", "op"]}
+    assert (tr.edges.src < tr.edges.dst).all()
+    emb1 = tr.ops[(tr.ops.step == 1) & (tr.ops.kind == "embedding")].iloc[0]
+    assert list(emb1.deps) == [tr.ops[tr.ops.step == 0].op.max()]  # waits for the prefill's LM head
     assert np.array_equal(sorted(set(tr.ops.layer)), [-1, 0, 1])

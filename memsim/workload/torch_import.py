@@ -39,14 +39,24 @@ Layer numbers come from module paths (``model.layers.3.mlp`` -> 3; also ``h.3``,
 Bytes follow from shapes and recorded dtypes. FLOPs: GEMMs and attention ``2mnk`` per batch/head
 (full rectangle: masked pairs are computed by eager attention), element-wise ops one per output element.
 
-Simplified: profiler events carry no data flow, so each op depends on the op before it (execution order,
-a valid topological order that hides parallelism); views, copies, masks and dtype casts are dropped;
-activation reads count every non-weight tensor input once.
+Dependencies: :func:`capture` also attaches PyTorch's execution-trace observer, whose nodes name the
+storage of every tensor argument; an op then depends on the last mapped ops that produced the storages
+it reads, unmapped ops (views, copies, casts, cache concatenation) passing their inputs' producers on,
+so parallel branches (Q/K/V projections, gate and up) stay parallel. The ``kv_append`` row depends on
+the K and V projections and the attention ops on it. Across passes, an op with no producer in its pass
+waits for the previous pass's last op (the sampled token). Where the observer is unavailable, and for
+:func:`rows_from_events` on a plain profile, each op depends on the op before it (execution order).
+
+Simplified: views, copies, masks and dtype casts are dropped; activation reads count every non-weight
+tensor input once; data flow through the KV cache across passes is not traced.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import tempfile
 from typing import Any, Iterable
 
 import numpy as np
@@ -115,15 +125,138 @@ def capture(model, *args, step: int = 0, phase: str | None = None, **kwargs) -> 
                                 {n: tuple(p.shape) for n, p in mod.named_parameters(recurse=False)})
         handles.append(mod.register_forward_pre_hook(lambda m, i, p=path: pre(m, i, p)))
         handles.append(mod.register_forward_hook(lambda m, i, o: post(m, i, o)))
-    try:
-        with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-            model(*args, **kwargs)
-    finally:
-        for h in handles:
-            h.remove()
-        while stack:
-            stack.pop().__exit__(None, None, None)
+    et_events: list[_EtEvent] | None = None
+    with tempfile.TemporaryDirectory() as tmp:
+        et_path = os.path.join(tmp, "et.json")
+        et = _et_observer(et_path)
+        try:
+            opts = {"execution_trace_observer": et} if et is not None else {}
+            with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], record_shapes=True, **opts) as prof:
+                model(*args, **kwargs)
+        finally:
+            for h in handles:
+                h.remove()
+            while stack:
+                stack.pop().__exit__(None, None, None)
+        if et is not None:
+            try:
+                et.unregister_callback()
+            except Exception:  # noqa: BLE001 - older torch: nothing to unregister
+                pass
+            et_events = _read_et(et_path)
+    if et_events:
+        rows = rows_from_events(et_events, modules=modules, step=step, phase=phase)
+        _dataflow(et_events, rows)
+        return rows
     return rows_from_events(prof.events(), modules=modules, step=step, phase=phase)
+
+
+def _et_observer(path: str):
+    """A registered ExecutionTraceObserver writing to ``path``, or None where torch has none."""
+    try:
+        from torch.profiler import ExecutionTraceObserver
+
+        et = ExecutionTraceObserver()
+        et.register_callback(path)
+        return et
+    except Exception:  # noqa: BLE001 - any failure: fall back to the profiler's events alone
+        return None
+
+
+class _Range:
+    __slots__ = ("start", "end")
+
+    def __init__(self, start: int, end: int):
+        self.start, self.end = start, end
+
+
+class _EtEvent:
+    """An execution-trace node looking like a profiler FunctionEvent, plus its tensors' storages."""
+
+    __slots__ = ("name", "input_shapes", "input_dtypes", "cpu_parent", "time_range", "ins", "outs", "nid")
+
+
+def _storages(values, types) -> list[int]:
+    out: list[int] = []
+    for v, t in zip(values, types):
+        if isinstance(t, str) and t.startswith("Tensor") and isinstance(v, list) and len(v) >= 2:
+            out.append(int(v[1]))
+        elif isinstance(t, str) and t.startswith("GenericList") and isinstance(v, list):
+            out += [int(x[1]) for x in v if isinstance(x, list) and len(x) >= 2 and isinstance(x[1], int)]
+    return out
+
+
+def _read_et(path: str) -> list[_EtEvent] | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        nodes = data["nodes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    events: dict[int, _EtEvent] = {}
+    parent: dict[int, int] = {}
+    for n in nodes:
+        e = _EtEvent()
+        e.nid = int(n["id"])
+        e.name = n["name"]
+        ins, outs = n.get("inputs") or {}, n.get("outputs") or {}
+        e.input_shapes = ins.get("shapes") or []
+        types = ins.get("types") or []
+        e.input_dtypes = [t[len("Tensor("):-1] if isinstance(t, str) and t.startswith("Tensor(") else None for t in types]
+        e.ins = _storages(ins.get("values") or [], types)
+        e.outs = _storages(outs.get("values") or [], outs.get("types") or [])
+        e.time_range = _Range(e.nid, e.nid)
+        e.cpu_parent = None
+        events[e.nid] = e
+        parent[e.nid] = int(n.get("ctrl_deps", 0) or 0)
+    for nid, e in events.items():
+        e.cpu_parent = events.get(parent[nid]) if parent[nid] != nid else None
+    return sorted(events.values(), key=lambda e: e.nid)
+
+
+def _dataflow(events: list[_EtEvent], rows: list[dict[str, Any]]) -> None:
+    """Set each row's ``_deps`` (rows it waits for) from tensor storages: a row depends on the last
+    mapped producers of the storages it reads; unmapped ops (views, copies, casts, cache concatenation)
+    pass their inputs' producers on to their outputs."""
+    by_evt: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        for e in r["_evts"]:
+            by_evt.setdefault(id(e), []).append(r)
+    producers: dict[int, tuple[int, ...]] = {}  # storage -> ids of rows (id()) that produced it
+    row_by_id = {id(r): r for r in rows}
+    deps: dict[int, set[int]] = {id(r): set() for r in rows}
+    for e in events:
+        if not e.name.startswith("aten::") or _aten_ancestor(e):
+            continue
+        got = by_evt.get(id(e))
+        inputs = set()
+        for st in e.ins:
+            inputs.update(producers.get(st, ()))
+        if got:
+            first = got[0]
+            deps[id(first)].update(inputs)
+            for prev, nxt in zip(got, got[1:]):  # e.g. SDPA's score -> softmax -> av
+                if nxt is not prev:
+                    deps[id(nxt)].update(inputs)
+                    deps[id(nxt)].add(id(prev))
+            for st in e.outs:
+                producers[st] = (id(got[-1]),)
+        else:
+            for st in e.outs:
+                producers[st] = tuple(sorted(inputs | set(producers.get(st, ())) if st in e.ins else inputs))
+    for r in rows:
+        d = deps.get(id(r), set())
+        d.discard(id(r))
+        r["_deps"] = [row_by_id[i] for i in d if i in row_by_id]
+
+
+def _aten_ancestor(evt) -> bool:
+    p = evt.cpu_parent
+    while p is not None:
+        if p.name.startswith("aten::"):
+            return True
+        p = p.cpu_parent
+    return False
 
 
 def _scope(evt) -> str | None:
@@ -169,16 +302,21 @@ def rows_from_events(events: Iterable[Any], *, modules: dict[str, Any] | None = 
                "batch": 1, "heads": 0, "flops": 0, "weight_bytes": 0, "kv_read_bytes": 0, "kv_write_bytes": 0,
                "act_read_bytes": 0, "act_write_bytes": 0, "weight": "", "kv": "", "expert": -1}
         row.update(kw)
+        row["_evts"] = [current[0]]
         rows.append(row)
         if scope is not None:
             last_kind_in_scope[scope] = kind
         return row
 
+    current: list[Any] = [None]
     for e in evts:
         if e.name.startswith(SCOPE_PREFIX) or _mapped_ancestor(e):
             continue
+        current[0] = e
         scope = _scope(e)
-        shapes = [list(s) for s in (e.input_shapes or [])]
+        # tensor arguments only: anything that is not a flat list of ints (lists, scalars) becomes []
+        shapes = [list(s) if isinstance(s, (list, tuple)) and all(isinstance(x, int) for x in s) else []
+                  for s in (e.input_shapes or [])]
         dtypes = list(getattr(e, "input_dtypes", None) or [None] * len(shapes))
         dtypes += [None] * (len(shapes) - len(dtypes))
         mod = modules.get(scope) if scope else None
@@ -194,6 +332,8 @@ def rows_from_events(events: Iterable[Any], *, modules: dict[str, Any] | None = 
                 wb = sum(_numel(s) for s in (nmod.params.values() if nmod else [])) * _DTYPE_BYTES.get(dtypes[0] or "float", 4)
                 row = new_row("norm", "norm", npath, weight_bytes=wb, weight=f"{npath}.weight" if wb else "")
                 norm_calls[key] = row
+            else:
+                row["_evts"].append(e)
             if _numel(out_shape) > row["m"] * max(row["n"], 1) or row["n"] == 0:
                 # the norm's rows and width: its largest operand (the hidden states, not the variance)
                 row.update(m=_numel(out_shape[:-1]), n=out_shape[-1] if out_shape else 0,
@@ -287,6 +427,7 @@ def _add_kv_appends(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     proj: dict[str, list[dict[str, Any]]] = {}  # attention scope -> projection rows since its last score
     kv_width: dict[str, int] = {}
+    kv_rows: dict[str, dict[str, Any]] = {}
     for r in rows:
         scope = r["name"].rsplit(":", 1)[0] if ":" in r["name"] else ""
         if r["kind"] == "gemm":
@@ -301,10 +442,13 @@ def _add_kv_appends(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if width > 0 and width % 2 == 0:
                     kv_width[scope] = width
                     esize = max(1, proj[scope][0]["act_write_bytes"] // max(1, rows_ * proj[scope][0]["n"]))
-                    out.append({**r, "name": f"{scope}:kv_append", "kind": "kv_append", "m": rows_, "n": width,
-                                "k": 0, "heads": 0, "flops": 0, "weight_bytes": 0, "kv_read_bytes": 0,
-                                "kv_write_bytes": rows_ * width * esize, "act_read_bytes": rows_ * width * esize,
-                                "act_write_bytes": 0, "weight": ""})
+                    kv_row = {**r, "name": f"{scope}:kv_append", "kind": "kv_append", "m": rows_, "n": width,
+                              "k": 0, "heads": 0, "flops": 0, "weight_bytes": 0, "kv_read_bytes": 0,
+                              "kv_write_bytes": rows_ * width * esize, "act_read_bytes": rows_ * width * esize,
+                              "act_write_bytes": 0, "weight": "", "_evts": [],
+                              "_extra": [p for p in proj[scope] if len(proj[scope]) == 1 or p["n"] != q_width]}
+                    out.append(kv_row)
+                    kv_rows[scope] = kv_row
                 proj[scope] = []
             width = kv_width.get(scope)
             if width:
@@ -312,7 +456,8 @@ def _add_kv_appends(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 dim = r["k"] if r["kind"] == "attn_score" else r["n"]
                 expanded = r["kv_read_bytes"]
                 esize = max(1, expanded // max(1, r["batch"] * max(1, r["heads"]) * keys * dim))
-                r = {**r, "kv_read_bytes": r["batch"] * keys * (width // 2) * esize}
+                r["kv_read_bytes"] = r["batch"] * keys * (width // 2) * esize
+                r["_extra"] = [*r.get("_extra", []), kv_rows[scope]]
         out.append(r)
     return out
 
@@ -390,7 +535,27 @@ def to_trace(captures: list[list[dict[str, Any]]] | list[dict[str, Any]], *, mod
     if not rows:
         raise ValueError("no mapped ops in the capture")
     n = len(rows)
-    df = pd.DataFrame(rows)
+    index = {id(r): i for i, r in enumerate(rows)}
+    src_l: list[int] = []
+    dst_l: list[int] = []
+    start = 0
+    for cap in captures:  # type: ignore[union-attr]
+        prev_last = start - 1
+        for j, r in enumerate(cap):
+            i = start + j
+            if "_deps" in r:
+                ds = {index[id(x)] for x in r["_deps"] if id(x) in index}
+            else:  # no data flow known: execution order
+                ds = {i - 1} if j > 0 else set()
+            ds |= {index[id(x)] for x in r.get("_extra", []) if id(x) in index}
+            ds = {d for d in ds if d < i}
+            if not ds and prev_last >= 0:
+                ds = {prev_last}  # a root of a later pass waits for the pass before (the sampled token)
+            for d in sorted(ds):
+                src_l.append(d)
+                dst_l.append(i)
+        start += len(cap)
+    df = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
     df.insert(0, "op", np.arange(n, dtype=np.int64))
     df["out"] = np.where(df["act_write_bytes"].to_numpy() > 0, np.char.add("a", np.arange(n).astype(str)), "")
     for c in OPS_COLUMNS:
@@ -401,8 +566,8 @@ def to_trace(captures: list[list[dict[str, Any]]] | list[dict[str, Any]], *, mod
         else:
             df[c] = df[c].astype(np.int64)
     df = df[[c for c in OPS_COLUMNS if c != "deps"]].copy()
-    src = np.arange(n - 1, dtype=np.int64)
-    dst = np.arange(1, n, dtype=np.int64)
+    src = np.asarray(src_l, dtype=np.int64)
+    dst = np.asarray(dst_l, dtype=np.int64)
     df["deps"] = _deps_series(src, dst, n)
     tensors = _derive_tensors(df, src, dst)
     md = {"format": "memsim-optrace", "version": 1, "model": model_name, "source": "torch.profiler",
