@@ -297,3 +297,127 @@ class FlashWindowing:
                      "flash_wait_overhead_s_per_token": extra_total / ndec * 1e-12,
                      "neuron_cache_bytes": float(cache), "predictor_bytes": float(predictor),
                      "dram_used_bytes": float(used), "dram_budget_bytes": float(budget)})
+
+
+# --------------------------------------------------------------------------------------- validation
+#: "LLM in a flash" figures used by the cases (copied from shared/hw_params.md section 4, with tags)
+PAPER = {
+    "speedup_cpu": (4.0, 5.0),      # "4-5x ... compared to naive loading approaches in CPU" [S]
+    "speedup_gpu": (20.0, 25.0),    # "... and 20-25x ... in GPU" [S]
+    "new_fraction_opt_k5": 0.024,   # OPT-6.7B, window k=5: "loads 2.4 % of FFN neurons per token" [S]
+    "flash_load_ms_m1max": 125.0,   # M1 Max: "125ms per token for loading from flash" [S]
+}
+#: Figure 1's axis values (3100 / 2250 / 700 / 450 / 100 ms) read as per-token latencies, naive vs ours;
+#: the bar-to-value mapping is unverified [U], so these are reported beside memsim's, never judged
+FIG1_MS = {("m1max_flash.yaml", "opt_6.7b_flash.yaml"): (2250.0, 450.0),
+           ("m1max_flash.yaml", "falcon_7b_flash.yaml"): (3100.0, 700.0),
+           ("gpu_flash.yaml", "opt_6.7b_flash.yaml"): (2250.0, 100.0)}
+SOURCE = ("Alizadeh et al., 'LLM in a flash', arXiv 2312.11514 (ACL'24), via shared/hw_params.md section 4")
+#: tolerance of the per-token load figures: the rule's new-neuron fraction moves by about +-33 % for a
+#: sparsity of 0.97 +- 0.01 (the sparsity is [U]), and the flash preset's organisation is [I]
+LOAD_TOL = 0.25
+#: DRAM budget of the Falcon-7B cases: the paper's own split (attention 19.4 % + embeddings 4.2 % + 33 % of
+#: the FFN, 48.8 % of the model) plus memsim's rank-256 predictor (2.7 %) is 7.13 GB; "about half" of
+#: 13.84 GB, with a little room (the default budget, exactly half, is 6.92 GB)
+FALCON_BUDGET = "7.3GB"
+
+
+def _hw(name: str) -> str:
+    from importlib import resources
+    from pathlib import Path
+
+    return str(Path(str(resources.files("memsim"))).parent / "hw_configs" / name)
+
+
+def _wl(name: str) -> str:
+    from importlib import resources
+    from pathlib import Path
+
+    return str(Path(str(resources.files("memsim"))).parent / "workloads" / name)
+
+
+@lru_cache(maxsize=None)
+def _metrics(hw: str, wl: str, policy: str, overrides: tuple = ()) -> dict:
+    from memsim.system.api import run_point
+
+    ov = {"workload.generated_tokens": 4, **dict(overrides)}
+    return run_point(_hw(hw), _wl(wl), policy=policy, fidelity="analytical", overrides=ov).metrics()
+
+
+def _speedup(hw: str, wl: str, win_ov: tuple):
+    def run():
+        naive = _metrics(hw, wl, "flash-naive")
+        win = _metrics(hw, wl, "flash-windowing", win_ov)
+        return {"speedup": naive["tpot_s"] / win["tpot_s"], "tpot_naive_ms": naive["tpot_s"] * 1e3,
+                "tpot_windowing_ms": win["tpot_s"] * 1e3,
+                "flash_load_ms_per_token": win["policy_flash_load_s_per_token"] * 1e3}
+
+    return run
+
+
+def _opt_bytes():
+    m = _metrics("m1max_flash.yaml", "opt_6.7b_flash.yaml", "flash-windowing", (("policy.window", 5),))
+    return {"new_neuron_pct": m["policy_new_fraction"] * 100,
+            "flash_MB_per_token": m["policy_flash_bytes_per_token"] / 1e6,
+            "window_cache_pct_of_ffn": m["policy_window_fraction"] * 100}
+
+
+def _fig1(hw: str, wl: str) -> tuple:
+    from memsim.validate.catalogue import Check
+
+    naive, ours = FIG1_MS[(hw, wl)]
+    return Check("tpot_naive_ms", naive, 0.0), Check("tpot_windowing_ms", ours, 0.0)
+
+
+def validation_cases() -> list:
+    from memsim.validate.catalogue import Case, Check
+
+    opt, falcon = "opt_6.7b_flash.yaml", "falcon_7b_flash.yaml"
+    opt_ov = (("policy.window", 5),)
+    fal_ov = (("policy.window", 4), ("policy.dram_budget", FALCON_BUDGET))
+    cpu_lo, cpu_hi = PAPER["speedup_cpu"]
+    gpu_lo, gpu_hi = PAPER["speedup_gpu"]
+    # OPT-6.7B FFN = 32 layers x 2 x 4096 x 16384 weights + biases in FP16 = 8.591 GB; 2.4 % of it [D]
+    opt_mb = 0.024 * 8.591245312e3
+    cpu_reason = ("memsim's windowed token on the M1 Max is flash load (~144 ms; the paper: 125 ms) plus ~18 ms "
+                  "of roofline compute. The paper's is ~450 ms [U, Fig. 1]: 125 ms load + 65 ms cache management "
+                  "(not modelled) + ~260 ms of CPU compute, ~15x memsim's roofline at the Apple-M1-Max-CPU "
+                  "preset's efficiencies (0.5 compute / 0.7 memory [I]). Those efficiencies (the paper's CPU "
+                  "kernels) and the cache management are the parameters that matter; the naive side (1.89 s, the "
+                  "paper ~2.1 s of I/O [U]) and the flash load are matched")
+    return [
+        Case(id="policy/llm-in-a-flash/m1max/opt-6.7b-speedup", fast=True, run=_speedup("m1max_flash.yaml", opt, opt_ov),
+             source=SOURCE + ": 4-5x over naive on CPU (M1 Max), DRAM about half the model; 125 ms/token flash load",
+             checks=(Check("speedup", (cpu_lo + cpu_hi) / 2, 0.0, band=(cpu_lo, cpu_hi)),
+                     Check("flash_load_ms_per_token", PAPER["flash_load_ms_m1max"], LOAD_TOL),
+                     *_fig1("m1max_flash.yaml", opt)),
+             known_misses={"speedup": cpu_reason}),
+        Case(id="policy/llm-in-a-flash/m1max/falcon-7b-speedup", fast=True,
+             run=_speedup("m1max_flash.yaml", falcon, fal_ov),
+             source=SOURCE + ": 4-5x over naive on CPU; Falcon-7B window 4 uses 33 % of the FFN",
+             checks=(Check("speedup", (cpu_lo + cpu_hi) / 2, 0.0, band=(cpu_lo, cpu_hi)),
+                     *_fig1("m1max_flash.yaml", falcon))),
+        Case(id="policy/llm-in-a-flash/gpu/opt-6.7b-speedup", fast=True, run=_speedup("gpu_flash.yaml", opt, opt_ov),
+             source=SOURCE + ": 20-25x over naive on GPU",
+             checks=(Check("speedup", (gpu_lo + gpu_hi) / 2, 0.0, band=(gpu_lo, gpu_hi)),
+                     *_fig1("gpu_flash.yaml", opt)),
+             known_misses={"speedup": "the windowed token is ~110 ms of flash load at the 990 PRO model's 2.07 GB/s "
+                           "for 16 KiB random reads at queue depth 8 (compute ~5 ms); 20x needs <= 94 ms, i.e. "
+                           "~2.4 GB/s: the parameters that matter are the read parallelism (policy.queue_depth: "
+                           "12 gives 21.8x) and the SSD of the paper's GPU machine (not retrieved)"}),
+        Case(id="policy/llm-in-a-flash/gpu/falcon-7b-speedup", fast=True,
+             run=_speedup("gpu_flash.yaml", falcon, fal_ov),
+             source=SOURCE + ": 20-25x over naive on GPU (the paper's Fig. 1 shows the GPU case for OPT-6.7B only)",
+             checks=(Check("speedup", (gpu_lo + gpu_hi) / 2, 0.0, band=(gpu_lo, gpu_hi)),),
+             known_misses={"speedup": "under the independence rule Falcon-7B (a = 9.5 % active, from the 33 % window "
+                           "at k=4) loads 7.1 % of its FFN per token (~746 MB, ~340 ms); real activations are "
+                           "correlated across tokens, so the window reuses more. The parameter that matters is "
+                           "the incremental fraction (policy.new_fraction), unpublished for Falcon"}),
+        Case(id="policy/llm-in-a-flash/opt-6.7b-window5-flash-bytes", fast=True, run=_opt_bytes,
+             source=SOURCE + ": OPT-6.7B, window k=5 loads 2.4 % of FFN neurons per token",
+             checks=(Check("new_neuron_pct", PAPER["new_fraction_opt_k5"] * 100, LOAD_TOL),
+                     Check("flash_MB_per_token", opt_mb, LOAD_TOL),
+                     # reported only: the paper's DRAM share of FFN (15.5 % of the model; the FFN is 64.5 %
+                     # of OPT-6.7B [D]) is a budget choice, larger than the window's working set
+                     Check("window_cache_pct_of_ffn", 100 * 0.155 / 0.645, 0.0))),
+    ]
