@@ -242,7 +242,7 @@ class AttentionInStorage:
             notes=[f"weights in '{vram}', KV cache on '{ssd}'; decode attention on '{eng.name}' ({eng.preset}), "
                    f"its activations in '{eng_mem}'",
                    f"activations between GPU and engine over '{p2p.name}'; prefill KV written out over '{link.name}'",
-                   f"engine reads {self.kv_fraction:g} of the KV cache per step"],
+                   f"engine reads {100 * self.kv_fraction:g} % of the KV cache per step"],
             metrics={"kv_bytes_in_storage_per_step": kv_eng / max(1, dec),
                      "p2p_bytes_per_step": p2p_bytes / max(1, dec), "kv_fraction": self.kv_fraction})
 
