@@ -33,8 +33,8 @@ class Schedule:
 
 def _edges(trace) -> tuple[np.ndarray, np.ndarray]:
     """Dependency edges (src must finish before dst starts) as two int64 arrays."""
-    src, dst = getattr(trace, "_src", None), getattr(trace, "_dst", None)
-    if src is not None:
+    if hasattr(trace, "edge_arrays"):
+        src, dst = trace.edge_arrays()
         return np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
     deps = trace.ops["deps"].tolist()
     d = [np.asarray(x if x is not None else [], dtype=np.int64) for x in deps]
