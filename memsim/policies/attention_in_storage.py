@@ -219,6 +219,11 @@ class AttentionInStorage:
         transfers, prefill_buf = _prefill_writeout(ops, ssd, vram)
         out_ids = ops["out"].to_numpy(dtype=object)
         tensor_tier = {out_ids[i]: eng_mem for i in np.flatnonzero(on_eng).tolist() if out_ids[i]}
+        # an op's activations are charged to the tier of its output tensor; kv_append has none (it writes
+        # the cache only), so its input K, V would be charged to the GPU's memory. The engine writes the
+        # K, V arriving over the peer-to-peer link straight into flash: that read is dropped (a few KB).
+        no_out = on_eng & (out_ids == "")
+        ov["act_read_bytes"][no_out] = 0.0
         actw = ops["act_write_bytes"].to_numpy(dtype=np.int64)
         deps = ops["deps"].tolist()
         sent: set[int] = set()
