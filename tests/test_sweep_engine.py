@@ -198,6 +198,14 @@ def test_dask_local_cluster_matches_serial(tmp_path):
                     log=lambda m: None)
     assert rep.backend == "dask" and rep.n_run == 4 and rep.ok
     assert (tmp_path / "d" / "table.parquet").read_bytes() == (tmp_path / "s" / "table.parquet").read_bytes()
+    # --scheduler: a running scheduler (here an in-process cluster's) is used through its address
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        rep = run_sweep(path, tmp_path / "remote", scheduler=cluster.scheduler_address, progress=False,
+                        log=lambda m: None)
+    assert rep.backend == "dask" and rep.n_run == 4
+    assert (tmp_path / "remote" / "table.parquet").read_bytes() == (tmp_path / "s" / "table.parquet").read_bytes()
     with pytest.raises(Exception, match="give either"):
         run_sweep(path, tmp_path / "x", scheduler="tcp://127.0.0.1:1", local_cluster=True, progress=False)
 

@@ -303,7 +303,9 @@ def latency_breakdown(runs: Mapping[str, pd.DataFrame] | pd.DataFrame, *, by: st
     df = df[order]
     factor, unit = _rescale(df.sum(axis=1).to_numpy(), "ps")
     horizontal = len(df) > 6 or max(len(str(i)) for i in df.index) > 14
-    fig, ax = _new_ax(ax, figsize=(FIGSIZE[0], max(FIGSIZE[1], 0.38 * len(df) + 1.6)) if horizontal else FIGSIZE)
+    longest = max(len(str(i)) for i in df.index)
+    fig, ax = _new_ax(ax, figsize=(FIGSIZE[0] + 0.07 * max(0, longest - 12), max(FIGSIZE[1], 0.38 * len(df) + 1.6))
+                      if horizontal else FIGSIZE)
     pos = np.arange(len(df))
     acc = np.zeros(len(df))
     for i, col in enumerate(df.columns):
