@@ -280,3 +280,100 @@ class ThreeTier:
         return Plan(default_tier={"weight": hbm, "kv": hbm, "activation": act_default},
                     op_unit=np.full(n, unit.name, dtype=object), tensor_tier=tensor_tier, transfers=transfers,
                     notes=notes, op_overrides=overrides, capacity_extra=extra, metrics=metrics)
+
+
+# ----------------------------------------------------------------------------------------- comparison
+SN40L_SOURCE = ("Prabhakar et al., 'SambaNova SN40L: Scaling the AI Memory Wall with Dataflow and Composition of "
+                "Experts', arXiv 2405.07518 (MICRO'24)")
+#: An SN40L node has 8 sockets [S]; each loads its 1/8 shard of a model from its own DDR in parallel, so the node
+#: switches at 8 x the socket's DDR->HBM bandwidth (the node-level overrides below) [D].
+NODE_SOCKETS = 8
+SWITCH_WORKLOAD = {"workload.prompt_tokens": 8, "workload.generated_tokens": 1}
+
+
+def _repo_file(*parts: str) -> str:
+    from importlib import resources
+    from pathlib import Path
+
+    return str(Path(str(resources.files("memsim"))).parent.joinpath(*parts))
+
+
+def _switch_time(hw: str, workload: str, overrides: Mapping[str, Any]) -> float:
+    """The simulated duration of the run's model switch-in transfer (s)."""
+    from memsim.system.api import run_point
+
+    res = run_point(hw, workload, policy="three-tier", overrides={**SWITCH_WORKLOAD, **overrides})
+    tr = res.transfers[res.transfers["name"] == "model switch-in"]
+    return float((tr["end_ps"] - tr["start_ps"]).sum()) * 1e-12
+
+
+def switch_comparison(workload: str | None = None, *, sockets: int = NODE_SOCKETS) -> dict[str, float]:
+    """Model-switch time of one model on an SN40L-like socket and node and on DGX-like H100 / A100 systems.
+
+    * ``sn40l_socket``: hw_configs/sn40l_like.yaml as shipped (DDR -> HBM at 100 GB/s, 1 us);
+    * ``sn40l_node``: the same with ``sockets`` sockets' DDR, HBM and DDR ports in aggregate (every socket loads
+      its shard at once);
+    * ``dgx_h100`` / ``dgx_a100``: hw_configs/h100_host_ddr.yaml / a100_host_ddr.yaml, the model copied from host
+      memory over one PCIe 5.0 / 4.0 x16 link (a DGX has no DDR beside the GPUs).
+    Gains are DGX time / SN40L time, per device (socket vs one GPU) and per node.
+    """
+    wl = workload or _repo_file("workloads", "llama2_7b_coe_expert.yaml")
+    sn = _repo_file("hw_configs", "sn40l_like.yaml")
+    node = {"system.tiers.ddr.count": 4 * sockets, "system.tiers.hbm.count": 4 * sockets,
+            "system.links.ddr_port.bandwidth": f"{100 * sockets}GB/s"}
+    t = {"sn40l_socket": _switch_time(sn, wl, {}), "sn40l_node": _switch_time(sn, wl, node),
+         "dgx_h100": _switch_time(_repo_file("hw_configs", "h100_host_ddr.yaml"), wl, {}),
+         "dgx_a100": _switch_time(_repo_file("hw_configs", "a100_host_ddr.yaml"), wl, {})}
+    out = {f"switch_s_{k}": v for k, v in t.items()}
+    for g in ("h100", "a100"):
+        out[f"gain_per_device_vs_dgx_{g}"] = t[f"dgx_{g}"] / t["sn40l_socket"]
+        out[f"gain_node_vs_dgx_{g}"] = t[f"dgx_{g}"] / t["sn40l_node"]
+    return out
+
+
+def _fusion_case() -> dict[str, float]:
+    from memsim.system.api import run_point
+
+    wl = _repo_file("workloads", "llama2_7b_coe_expert.yaml")
+    m = {f: run_point(_repo_file("hw_configs", "sn40l_like.yaml"), wl, policy="three-tier",
+                      overrides={"policy.fuse": f, "policy.switch": False}).metrics() for f in (True, False)}
+    return {"fusion_speedup_ttft": m[False]["ttft_s"] / m[True]["ttft_s"],
+            "fusion_speedup_tpot": m[False]["tpot_s"] / m[True]["tpot_s"],
+            "fusion_hbm_traffic_ratio": m[True]["policy_fusion_traffic_ratio"]}
+
+
+def validation_cases() -> list:
+    from memsim.validate.catalogue import Case, Check
+
+    return [
+        Case(id="policy/three-tier/SN40L/model-switch-gain-vs-DGX", fast=True, run=switch_comparison,
+             source=(f"{SN40L_SOURCE}, abstract: the 8-socket SN40L node 'speeds up model switching time by 15x to 31x' "
+                     "over DGX H100 / DGX A100 [S]; memsim: Llama-2-7B BF16 (13.5 GB) switched DDR -> HBM on "
+                     "hw_configs/sn40l_like.yaml (per socket, and 8 sockets in aggregate) vs host -> HBM over one PCIe "
+                     "link on h100_host_ddr.yaml / a100_host_ddr.yaml"),
+             checks=(Check("gain_node_vs_dgx_h100", 23.0, 0.0, band=(15.0, 31.0)),
+                     Check("gain_node_vs_dgx_a100", 23.0, 0.0, band=(15.0, 31.0)),
+                     Check("gain_per_device_vs_dgx_h100", 0.0, 0.0), Check("gain_per_device_vs_dgx_a100", 0.0, 0.0),
+                     Check("switch_s_sn40l_node", 0.0, 0.0), Check("switch_s_dgx_h100", 0.0, 0.0),
+                     Check("switch_s_dgx_a100", 0.0, 0.0)),
+             known_misses={"gain_node_vs_dgx_h100":
+                           "memsim's DGX H100 copies at the PCIe 5.0 x16 peak (63 GB/s) and lands at 800/63 = 12.7x. "
+                           "The deciding parameter is the DGX's effective host -> HBM bandwidth for the whole node: the "
+                           "paper's 15x and 31x correspond to about 53 and 26 GB/s, i.e. one PCIe 5.0 / 4.0 x16 link at "
+                           "~83 % of peak (a measured copy rate [I]); with each GPU on its own link (8 in parallel) the "
+                           "gain would be the per-device 1.6x / 3.2x"}),
+        Case(id="policy/three-tier/SN40L/fused-vs-unfused", fast=True, run=_fusion_case,
+             source=(f"{SN40L_SOURCE}, abstract: fused operators give 2x to 13x speed-ups over an unfused baseline on "
+                     "8 sockets [S]; memsim: Llama-2-7B BF16 batch 1 (256-token prompt, 32 generated) on one "
+                     "SN40L-like socket, fused layers (intermediates in SRAM, one kernel per layer) vs every op its own "
+                     "kernel with activations in HBM"),
+             checks=(Check("fusion_speedup_ttft", 7.5, 0.0, band=(2.0, 13.0)),
+                     Check("fusion_speedup_tpot", 7.5, 0.0, band=(2.0, 13.0)),
+                     Check("fusion_hbm_traffic_ratio", 0.0, 0.0)),
+             known_misses={m: "memsim's unfused kernels cost 1 us each [I] and batch-1 decode streams the weights from HBM "
+                              "either way, so fusion saves only the activations' HBM traffic and ~14 launches per layer "
+                              "(1.05x decode, 1.3x prefill). The deciding parameter is the per-kernel cost of the "
+                              "unfused RDU baseline (reconfiguration and pipeline fill), not in the sources: a 2x decode "
+                              "speed-up needs about 20 us per unfused op at this size"
+                           for m in ("fusion_speedup_ttft", "fusion_speedup_tpot")}),
+    ]
