@@ -34,9 +34,9 @@ What is modelled
 * Capacity: resident weights + predictor + neuron cache (``1 - (1-a)^k`` of the FFN; the prefill's
   neurons stream through the same space, one layer at a time) + KV cache + peak activations must fit in
   ``dram_budget`` (default: 52.1 % of the model's weight bytes, the DRAM share of the paper's OPT-6.7B
-  setting, "about half the model"),
-  otherwise the plan is rejected naming ``policy.dram_budget``; the cache, predictor and staging are added
-  to the DRAM tier (``capacity_extra``) so the system's capacity check covers them too.
+  setting, "about half the model"), otherwise the plan is rejected naming ``policy.dram_budget``; the
+  cache (or the prefill staging, the larger) and the predictor are added to the DRAM tier
+  (``capacity_extra``) so the system's capacity check covers them too.
 
 What is simplified
 ------------------
@@ -61,7 +61,7 @@ Default sparsity per model (:data:`MODEL_DEFAULTS`): OPT-6.7B 0.97 [U] (under th
 against the paper's measured 2.4 %, the validation check); Falcon-7B 0.9047 [D]: the rule's window
 fraction ``1 - (1-a)^4 = 0.33`` solved for ``a = 0.0953``. Predictor rank: OPT-6.7B 128 [D] (1.25 % of 6.66 B
 parameters over 32 layers of 4096 + 16384 columns is 127); Falcon-7B 256 [S] (the last 4 layers' 1152 is
-not modelled; it adds 0.3 % of the model). Other models need ``sparsity`` and ``predictor_rank``.
+not modelled; it would add 1.2 % of the model). Other models need ``sparsity`` and ``predictor_rank``.
 
 Units: bytes, ps and seconds as named; bandwidths in B/s (GB/s where named).
 """
