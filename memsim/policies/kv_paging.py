@@ -193,7 +193,8 @@ def simulate_lru(tokens: np.ndarray, batch: int, layers: int, pool: int, tok_byt
                 lru.pop(key, None)
                 while used + need > pool:
                     vk, v = lru.popitem(last=False)
-                    dirty = moved(v.tokens) - moved(v.clean) if v.clean < v.tokens else 0
+                    # dirty: from the first unit not fully clean (a partly written block is written back whole)
+                    dirty = moved(v.tokens) - v.clean // move_unit * move_unit * tok_bytes if v.clean < v.tokens else 0
                     s_out[s, l] += dirty
                     host += moved(v.tokens) - v.on_host
                     v.on_host = moved(v.tokens)
