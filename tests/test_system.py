@@ -345,3 +345,38 @@ def test_policy_overrides_change_op_costs_not_the_trace():
     assert (dur_s < dur_b - u.kernel_overhead_ps * 0.99).all()
     assert sparse.occupancy["hbm"] == base.occupancy["hbm"] + (1 << 30)
     assert sparse.metrics()["policy_ffn_fraction_read"] == 0.25
+
+
+class _TwoHops:
+    """Test policy: host -> hbm in two chained transfers over two links, the second with a service time."""
+
+    name = "test-hops"
+
+    def plan(self, trace, system):
+        ops = trace.ops
+        first_l1 = int(ops.index[ops["layer"] == 1][0])
+        return Plan(default_tier={"weight": "hbm", "kv": "hbm", "activation": "hbm"},
+                    op_unit=np.full(len(ops), "gpu", dtype=object),
+                    transfers=[Transfer("ssd", "host", 1 << 20, after=-1, before=first_l1, name="hop1"),
+                               Transfer("host", "hbm", 1 << 20, after=-1, before=first_l1, name="hop2",
+                                        after_transfer=0, service_ps=50_000_000)])
+
+
+def test_chained_transfers_and_policy_service_times(tmp_path):
+    p = tmp_path / "hw.yaml"
+    p.write_text(HOST_HW.replace("    host: {device: dram, preset: DDR5_4800, count: 8}",
+                                 "    host: {device: dram, preset: DDR5_4800, count: 8}\n"
+                                 "    ssd: {device: dram, preset: LPDDR5_6400}")
+                 + "    nvme: {between: [ssd, host], preset: PCIe4-x4}\n")
+    hw = load_hw_config(p)
+    m = load_model("gpt2")
+    sc = Scenario(model=m, prompt_tokens=4, generated_tokens=1)
+    res = simulate(hw, generate(m, sc), sc, _TwoHops(), fidelity="analytical")
+    tr = res.transfers.set_index("name")
+    assert tr.loc["hop2", "start_ps"] >= tr.loc["hop1", "end_ps"]
+    assert tr.loc["hop2", "end_ps"] - tr.loc["hop2", "start_ps"] == 50_000_000  # the service time is longer
+    m_ = res.metrics()
+    assert m_["bytes_host"] == 2 * (1 << 20)  # read once, written once
+    assert m_["transfer_energy_j"] > 0
+    st = res.stats()["system"]
+    assert st["tiers"]["host"]["energy_j"] > 0 and st["links"]["nvme"]["bytes"] == 1 << 20

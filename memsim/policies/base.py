@@ -35,7 +35,14 @@ from memsim.errors import ConfigError
 
 @dataclass(frozen=True)
 class Transfer:
-    """Move ``bytes`` from tier ``src`` to tier ``dst`` after op ``after`` (-1: at the start), before op ``before``."""
+    """Move ``bytes`` from tier ``src`` to tier ``dst`` after op ``after`` (-1: at the start), before op ``before``.
+
+    ``after_transfer`` (an index into ``Plan.transfers``, smaller than this transfer's own) chains hops:
+    flash -> host -> GPU is two transfers, the second after the first. ``service_ps`` is a time the
+    policy computed for moving the data out of or into a tier in its own access pattern (e.g. chunked
+    random flash reads timed by the flash model); the transfer then takes the longer of that and
+    ``latency + bytes / min(link, source, destination bandwidth)``.
+    """
 
     src: str
     dst: str
@@ -43,6 +50,8 @@ class Transfer:
     after: int
     before: int
     name: str = ""
+    after_transfer: int = -1
+    service_ps: int | None = None
 
 
 @dataclass

@@ -28,10 +28,13 @@ def print_summary(res, wall: float, out=None) -> None:
       f"weights {sc.weight_dtype} / activations {sc.act_dtype} / KV {sc.kv_dtype}\n")
     for name, u in sysc.units.items():
         w(f"  unit        {name}: {u.preset} ({u.kind}), reads tier '{u.memory}'\n")
+    from memsim.system.tiers import tier_model
+
     for name, t in sysc.tiers.items():
-        dev = t.dram.name if t.dram is not None else t.device
-        cap = t.dram.organization.capacity_bytes * t.count / 2**30 if t.dram is not None else float("nan")
-        bw = t.dram.peak_bandwidth_bytes_per_s * t.count / 1e9 if t.dram is not None else float("nan")
+        dev = t.dram.name if t.dram is not None else getattr(t.other, "name", t.device)
+        model = tier_model(t)
+        cap = model.capacity_bytes * t.count / 2**30
+        bw = model.peak_bandwidth * t.count / 1e9
         w(f"  tier        {name}: {t.count} x {dev}, {cap:.0f} GiB, peak {bw:,.0f} GB/s; holds "
           f"{res.occupancy.get(name, 0) / 2**30:.2f} GiB\n")
     for note in res.plan.notes:

@@ -9,7 +9,8 @@ a single unit needs no arbitration, which keeps large traces fast). Time is inte
 
 What is simplified: a tier serves one op at a time (see :mod:`memsim.system.simulator`); links are FIFO,
 one transfer at a time, each taking ``latency + bytes / min(link, source tier, destination tier
-bandwidth)``; a transfer's traffic on its two tiers is counted but not arbitrated against the ops
+bandwidth)`` (or the policy's own ``service_ps`` when longer); a transfer's traffic and streaming
+energy on its two tiers are counted, but its traffic is not arbitrated against the ops
 using them (a link is normally far slower than the memories it joins, so it takes a small share of
 their bandwidth; prefetching over it overlaps compute, which is the point of prefetching).
 """
@@ -56,6 +57,20 @@ def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:
     def tier_bw(name: str) -> float:
         return tier_bandwidth(system, name) if name in system.tiers else float("inf")
 
+    energy_memo: dict[tuple[str, bool], float] = {}
+
+    def tier_energy_per_byte(name: str, write: bool) -> float:
+        """Streaming energy of a tier per byte (its analytical stream model); 0 for a unit endpoint."""
+        if name not in system.tiers:
+            return 0.0
+        key = (name, write)
+        if key not in energy_memo:
+            from memsim.system.tiers import tier_model
+
+            ref = 1 << 20
+            energy_memo[key] = tier_model(system.tiers[name]).stream("analytical", float(ref), write).energy_pj / ref
+        return energy_memo[key]
+
     n = len(ops)
     env = simpy.Environment()
     dur = times.duration_ps.tolist()
@@ -99,6 +114,9 @@ def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:
         if not -1 <= tr.after < n or not 0 <= tr.before < n or (tr.after >= tr.before):
             raise MemsimError(f"transfer {tr.name or k}: 'after' ({tr.after}) must precede 'before' ({tr.before}) "
                               f"within the {n} ops")
+        if not -1 <= tr.after_transfer < k:
+            raise MemsimError(f"transfer {tr.name or k}: 'after_transfer' ({tr.after_transfer}) must name an "
+                              f"earlier transfer of the plan (or be -1)")
         needs.setdefault(tr.before, []).append(tr_done[k])
     finished = [0]
     step = max(1, n // 100)
@@ -131,14 +149,23 @@ def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:
             tr, link = tr_list[k], links_for[k]
             if tr.after >= 0 and not done[tr.after].triggered:
                 yield done[tr.after]
+            if tr.after_transfer >= 0 and not tr_done[tr.after_transfer].triggered:
+                yield tr_done[tr.after_transfer]
             with link_res.request() as lr:
                 yield lr
                 t0 = env.now
                 bw = min(link.bandwidth_bytes_per_s, tier_bw(tr.src), tier_bw(tr.dst))
-                yield env.timeout(int(np.ceil(link.latency_ps + tr.bytes / bw * 1e12)))
+                t = link.latency_ps + tr.bytes / bw * 1e12
+                if tr.service_ps is not None:
+                    t = max(t, float(tr.service_ps))
+                yield env.timeout(int(np.ceil(t)))
+            e_link = tr.bytes * 8 * link.energy_pj_per_bit
+            e_src = tr.bytes * tier_energy_per_byte(tr.src, False)
+            e_dst = tr.bytes * tier_energy_per_byte(tr.dst, True)
             tr_rows.append({"name": tr.name or f"transfer{k}", "link": link.name, "src": tr.src, "dst": tr.dst,
                             "bytes": int(tr.bytes), "start_ps": int(t0), "end_ps": int(env.now),
-                            "energy_pj": tr.bytes * 8 * link.energy_pj_per_bit, "before_op": tr.before})
+                            "link_energy_pj": e_link, "src_energy_pj": e_src, "dst_energy_pj": e_dst,
+                            "energy_pj": e_link + e_src + e_dst, "before_op": tr.before})
             tr_done[k].succeed()
 
     by_unit: dict[str, list[int]] = {}
@@ -155,7 +182,8 @@ def orchestrate(trace, system, plan, times, *, progress=None) -> Schedule:
     if finished[0] != n:
         raise MemsimError(f"the schedule deadlocked: {n - finished[0]} of {n} ops never ran; "
                           f"check the trace's dependencies and the plan's transfers")
-    cols = ["name", "link", "src", "dst", "bytes", "start_ps", "end_ps", "energy_pj", "before_op"]
+    cols = ["name", "link", "src", "dst", "bytes", "start_ps", "end_ps", "link_energy_pj", "src_energy_pj",
+            "dst_energy_pj", "energy_pj", "before_op"]
     transfers = pd.DataFrame(tr_rows, columns=cols).sort_values(["start_ps", "name"], kind="stable") \
         .reset_index(drop=True)
     return Schedule(start, end, transfers)

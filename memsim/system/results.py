@@ -88,14 +88,28 @@ class SystemResult:
                                     if len(self.transfers) else 0.0)) * 1e-12,
             "compute_energy_j": float(e_comp.sum()) * 1e-12,
             "memory_energy_j": float(e_mem.sum()) * 1e-12,
+            "transfer_energy_j": float(self.transfers["energy_pj"].sum()) * 1e-12 if len(self.transfers) else 0.0,
             "flops": float(o["flops"].sum()),
             "ops": float(len(o)),
         }
-        for col in sorted(c for c in o.columns if c.startswith("bytes_")):
-            tier = col[len("bytes_"):]
-            m[f"bytes_{tier}"] = float(o[col].sum())
+        tiers = sorted({c[len("bytes_"):] for c in o.columns if c.startswith("bytes_")}
+                       | (set(self.transfers["src"]) | set(self.transfers["dst"]) if len(self.transfers) else set()))
+        sysc = self.hw.section("system")
+        for tier in tiers:
+            if tier not in sysc.tiers:
+                continue  # a transfer endpoint that is a unit, not a tier
+            col = f"bytes_{tier}"
+            total = float(o[col].sum()) if col in o else 0.0
+            per_dec = float(o[col].to_numpy()[dec].sum()) if col in o else 0.0
+            if len(self.transfers):
+                t = self.transfers
+                touch = ((t["src"] == tier) | (t["dst"] == tier)).to_numpy()
+                b = t["bytes"].to_numpy()
+                total += float(b[touch].sum())
+                per_dec += float(b[touch & dec[t["before_op"].to_numpy()]].sum())
+            m[f"bytes_{tier}"] = total
             if len(steps):
-                m[f"bytes_per_decode_step_{tier}"] = float(o[col].to_numpy()[dec].sum()) / len(steps)
+                m[f"bytes_per_decode_step_{tier}"] = per_dec / len(steps)
         if len(self.transfers):
             for link, g in self.transfers.groupby("link", sort=True):
                 m[f"bytes_link_{link}"] = float(g["bytes"].sum())
@@ -146,20 +160,23 @@ class SystemResult:
                            "utilisation": float((g["end_ps"] - g["start_ps"]).sum()) / end,
                            "compute_energy_j": float(g["compute_energy_pj"].sum()) * 1e-12}
         tiers = {}
+        m = self.metrics()
+        tr = self.transfers
         for name, t in sysc.tiers.items():
-            col = f"bytes_{name}"
-            tiers[name] = {"device": t.device, "count": t.count,
-                           "preset": t.dram.name if t.dram is not None else None,
+            e = float(self.tier_energy[name].sum()) if name in self.tier_energy else 0.0
+            if len(tr):
+                e += float(tr.loc[tr["src"] == name, "src_energy_pj"].sum() + tr.loc[tr["dst"] == name, "dst_energy_pj"].sum())
+            preset = t.dram.name if t.dram is not None else getattr(t.other, "name", None)
+            tiers[name] = {"device": t.device, "count": t.count, "preset": preset,
                            "occupancy_bytes": int(self.occupancy.get(name, 0)),
-                           "bytes": float(o[col].sum()) if col in o else 0.0,
-                           "energy_j": float(self.tier_energy[name].sum()) * 1e-12 if name in self.tier_energy else 0.0}
+                           "bytes": m.get(f"bytes_{name}", 0.0), "energy_j": e * 1e-12}
         links = {}
         for name in sysc.links:
             g = self.transfers[self.transfers["link"] == name] if len(self.transfers) else self.transfers
             links[name] = {"transfers": int(len(g)), "bytes": float(g["bytes"].sum()) if len(g) else 0.0,
-                           "energy_j": float(g["energy_pj"].sum()) * 1e-12 if len(g) else 0.0}
+                           "energy_j": float(g["link_energy_pj"].sum()) * 1e-12 if len(g) else 0.0}
         return to_jsonable({
-            "metrics": self.metrics(), "fidelity": self.fidelity, "policy": self.policy.name,
+            "metrics": m, "fidelity": self.fidelity, "policy": self.policy.name,
             "plan_notes": list(self.plan.notes), "model": self.scenario.model.name,
             "scenario": {k: v for k, v in self.scenario.resolved().items() if k != "model"},
             "system": {"units": units, "tiers": tiers, "links": links},
