@@ -4,10 +4,11 @@ What is modelled
 ----------------
 * **Fusion into SRAM.** With an SRAM tier (``sram_tier``) and ``fuse`` on, every activation (op output)
   lives in the SRAM tier: the ops of one decoder layer form one fused kernel (the unit's kernel overhead
-  is paid once per layer and step, ``overhead_ps = 0`` for the other ops), and intermediates never touch
-  HBM. SRAM capacity is enforced: the peak of live activations must fit; activations are spilled to HBM
-  explicitly, largest first (a size threshold found by bisection), until the rest fits; an activation
-  larger than the whole SRAM (a tile that does not fit) always spills. The final set is placed in a
+  is paid once per layer and step, ``overhead_ps = 0`` for the other ops; the embedding and the final
+  norm + LM head are two more kernels per step), and intermediates never touch HBM. SRAM capacity is
+  enforced: the peak of live activations must fit; activations are spilled to HBM explicitly, largest
+  first (a size threshold found by bisection), until the rest fits; an activation larger than the whole
+  SRAM (a tile that does not fit) always spills. The final set is placed in a
   :class:`memsim.sram.api.Scratchpad`, which raises if it were ever over capacity. Spilled bytes are
   reported. Without fusion every activation is in HBM and every op is its own kernel (the unfused
   baseline, and what a GPU without the SRAM tier does).
