@@ -172,3 +172,35 @@ def _parquet(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     return buf.getvalue()
+
+
+def test_colour_follows_hue_and_style_the_other_axes():
+    t = sweep_table()
+    t = pd.concat([t.assign(trace="seq"), t.assign(trace="rand", bandwidth_GBps=t["bandwidth_GBps"] / 2,
+                                                   point=t["point"] + 100)], ignore_index=True)
+    t.attrs["memsim_axes"] = ["memory.preset", "memory.organization.channels", "trace"]
+    ax = metric_vs_axis(t, "channels", "bandwidth_GBps", hue="preset").axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {f"preset={p}, trace={tr}" for p in ("HBM2", "HBM3") for tr in ("seq", "rand")}
+    assert lines["preset=HBM2, trace=seq"].get_color() == lines["preset=HBM2, trace=rand"].get_color()
+    assert lines["preset=HBM2, trace=seq"].get_color() != lines["preset=HBM3, trace=seq"].get_color()
+    assert lines["preset=HBM2, trace=seq"].get_linestyle() != lines["preset=HBM2, trace=rand"].get_linestyle()
+
+
+def test_cli_where_filters_rows(tmp_path):
+    from argparse import Namespace
+
+    from memsim.plots.cli import build_figure
+
+    t = sweep_table()
+    out = tmp_path / "sweep"
+    out.mkdir()
+    t.to_parquet(out / "table.parquet", index=False)
+    (out / "sweep.json").write_text(json.dumps({"name": "demo", "axes": t.attrs["memsim_axes"]}))
+    args = Namespace(kind="metric", results=str(out), x="channels", y=["bandwidth_GBps"], hue=None, logy=False,
+                     title=None, where=["preset=HBM3"])
+    ax = build_figure(args).axes[0]
+    assert len(ax.get_lines()) == 1 and ax.get_lines()[0].get_ydata().tolist() == [320, 640, 1280]
+    args.where = ["preset=DDR9"]
+    with pytest.raises(PlotError, match="no row has that value; values: HBM2, HBM3"):
+        build_figure(args)

@@ -218,3 +218,26 @@ def test_dask_unreachable_scheduler_is_an_input_error(tmp_path, monkeypatch):
     path = write_sweep(tmp_path, small(axes={"memory.organization.channels": [8]}))
     with pytest.raises(MemsimError, match="cannot connect to the Dask scheduler"):
         run_sweep(path, tmp_path / "o", scheduler="tcp://127.0.0.1:9", progress=False, log=lambda m: None)
+
+
+def test_duplicate_points_share_one_folder(tmp_path):
+    path = write_sweep(tmp_path, small(axes={"memory.controller.read_queue": [32, 32, 16]}))
+    rep = run_sweep(path, tmp_path / "out", jobs=1, progress=False, log=lambda m: None)
+    assert (rep.n_points, rep.n_unique, rep.n_run) == (3, 2, 2)
+    t = rep.table
+    assert t["hash"][0] == t["hash"][1] != t["hash"][2]
+    assert t["bandwidth_GBps"][0] == t["bandwidth_GBps"][1]
+
+
+@pytest.mark.parametrize("name", ["hbm_channels.yaml", "decode_policies.yaml"])
+def test_example_sweeps_validate(name):
+    from memsim.sweep import validate_sweep
+
+    path = ROOT / "notebooks" / "sweeps" / name
+    spec = load_sweep(path)
+    if spec.kind == "system":
+        pytest.importorskip("memsim.system.api")
+        if not (ROOT / "hw_configs" / "h100_sxm.yaml").exists():
+            pytest.skip("no system configs in this checkout")
+    resolved = validate_sweep(spec)
+    assert len(resolved) == {"hbm_channels.yaml": 48, "decode_policies.yaml": 6}[name]

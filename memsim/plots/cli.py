@@ -26,18 +26,19 @@ def build_figure(args):
 
     res = Path(args.results)
     kind = args.kind
+    where = _parse_where(args.where)
     ys = args.y or []
     if kind == "metric":
         if not args.x or len(ys) != 1:
             raise PlotError("memsim plot metric needs --x AXIS and one --y METRIC")
-        t = data.load_table(res)
+        t = _filter(data.load_table(res), where)
         return figures.metric_vs_axis(t, args.x, ys[0], args.hue, logy=args.logy,
                                       title=args.title or _sweep_title(t, ys[0], args.x))
     if kind == "energy":
-        t = data.load_table(res)
+        t = _filter(data.load_table(res), where)
         return figures.energy_breakdown(t, args.x, components=ys or None, title=args.title)
     if kind == "policies":
-        t = data.load_table(res)
+        t = _filter(data.load_table(res), where)
         return figures.policy_comparison(t, policy=args.x or "policy", metrics=ys or None, group=args.hue,
                                          title=args.title)
     phase = None if args.phase == "all" else args.phase
@@ -71,6 +72,34 @@ def build_figure(args):
         e = int(args.end_us * 1e6) if args.end_us is not None else None
         return figures.timeline(ops, max_ops=args.max_ops, start_ps=s, end_ps=e, title=args.title)
     raise PlotError(f"unknown plot kind {kind!r}")  # argparse prevents this
+
+
+def _parse_where(items) -> list[tuple[str, str]]:
+    from memsim.plots.figures import PlotError
+
+    out = []
+    for it in items or []:
+        if "=" not in it:
+            raise PlotError(f"--where expects AXIS=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        out.append((k.strip(), v.strip()))
+    return out
+
+
+def _filter(t, where):
+    """Rows whose axis values match every --where AXIS=VALUE (compared as text)."""
+    from memsim.plots.figures import PlotError, _fmt_value, resolve_column
+
+    for key, value in where:
+        col = resolve_column(t, key, "--where axis", prefer_axes=True)
+        mask = t[col].map(lambda v: _fmt_value(v) == value or str(v) == value)
+        if not mask.any():
+            raise PlotError(f"--where {key}={value}: no row has that value; values: "
+                            f"{', '.join(sorted({_fmt_value(v) for v in t[col]}))}")
+        attrs = dict(t.attrs)
+        t = t[mask]
+        t.attrs.update(attrs)
+    return t
 
 
 def _sweep_title(t, y, x) -> str | None:
@@ -129,6 +158,8 @@ def register(subparsers) -> None:
     p.add_argument("--y", action="append", metavar="METRIC",
                    help="metric column (repeatable for policies and energy components)")
     p.add_argument("--hue", help="axis drawn as separate lines (metric) or groups (policies)")
+    p.add_argument("--where", action="append", metavar="AXIS=VALUE",
+                   help="keep only rows with this axis value (repeatable), e.g. --where trace=seq")
     p.add_argument("--by", default="kind", help="breakdown grouping: kind, unit, layer or tier (default kind)")
     p.add_argument("--phase", default="decode", choices=["decode", "prefill", "all"],
                    help="ops of this phase for breakdown and roofline (default decode)")

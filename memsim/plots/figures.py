@@ -47,6 +47,7 @@ FIGSIZE = (7.0, 4.4)
 _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
            "#CCB974", "#64B5CD"]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+_LINESTYLES = ["-", "--", ":", "-."]
 _RESERVED = ("point", "hash", "status", "error")
 
 
@@ -210,23 +211,33 @@ def metric_vs_axis(table: pd.DataFrame, x: str, y: str, hue: str | None = None, 
     hue = resolve_column(t, hue, "hue axis", prefer_axes=True) if hue else None
     others = [a for a in axis_columns(t) if a not in (x, hue) and t[a].nunique(dropna=False) > 1]
     keys = ([hue] if hue else []) + others
+    own = ax is None
     fig, ax = _new_ax(ax)
     _, unit = _split_unit(y)
     factor, unit = _rescale(t[y].to_numpy(dtype=float), unit)
     categorical = not pd.api.types.is_numeric_dtype(t[x])
     cats = list(dict.fromkeys(t[x].tolist())) if categorical else None
     groups = t.groupby(keys, sort=False, dropna=False) if keys else [((), t)]
-    n = 0
+    # colour follows the first key (the hue), line style and marker the rest, so related lines read alike
+    first_vals = list(dict.fromkeys(t[keys[0]].tolist())) if keys else []
+    rest_vals: list = []
+    n = -1
     for n, (gkey, g) in enumerate(groups):
         gkey = gkey if isinstance(gkey, tuple) else (gkey,)
         if len(keys) == 1:
             label = _fmt_value(gkey[0])
         else:
             label = ", ".join(f"{_split_unit(k)[0]}={_fmt_value(v)}" for k, v in zip(keys, gkey)) or None
+        ci = first_vals.index(gkey[0]) if keys else 0
+        rest = tuple(gkey[1:])
+        if rest not in rest_vals:
+            rest_vals.append(rest)
+        si = rest_vals.index(rest)
         g = g.sort_values(x) if not categorical else g
         xs = [cats.index(v) for v in g[x]] if categorical else g[x].to_numpy(dtype=float)
-        ax.plot(xs, g[y].to_numpy(dtype=float) * factor, marker=_MARKERS[n % len(_MARKERS)],
-                color=_COLORS[n % len(_COLORS)], label=label, linewidth=1.6, markersize=6)
+        ax.plot(xs, g[y].to_numpy(dtype=float) * factor, marker=_MARKERS[si % len(_MARKERS)],
+                linestyle=_LINESTYLES[si % len(_LINESTYLES)], color=_COLORS[ci % len(_COLORS)], label=label,
+                linewidth=1.6, markersize=6)
     if categorical:
         ax.set_xticks(range(len(cats)), [_fmt_value(c) for c in cats],
                       rotation=30 if max(len(str(c)) for c in cats) > 8 else 0,
@@ -242,9 +253,14 @@ def metric_vs_axis(table: pd.DataFrame, x: str, y: str, hue: str | None = None, 
         ax.set_yscale("log")
     ax.set_xlabel(metric_label(x))
     ax.set_ylabel(metric_label(y, unit))
-    if keys and n >= 0 and (len(keys) > 1 or t[keys[0]].nunique(dropna=False) > 0):
+    if keys and n >= 0:
+        outside = n + 1 > 5 or len(keys) > 1
+        if outside and own:  # widen the figure by the legend rather than squeezing the plot
+            longest = max(len(h.get_label()) for h in ax.get_lines())
+            fig.set_size_inches(FIGSIZE[0] + 0.075 * longest + 0.6, FIGSIZE[1])
         ax.legend(title=_split_unit(keys[0])[0] if len(keys) == 1 else None, fontsize=8, title_fontsize=9,
-                  loc="best", frameon=False)
+                  frameon=False, **({"loc": "center left", "bbox_to_anchor": (1.01, 0.5)} if outside
+                                    else {"loc": "best"}))
     ax.set_title(title or f"{_split_unit(y)[0]} vs {_split_unit(x)[0]}")
     _style(ax)
     return fig

@@ -298,14 +298,15 @@ def run_sweep(sweep: str | Path | SweepSpec, out: str | Path | None = None, *, j
             skipped.append(h)
         else:
             todo.append((h, runner, r.task))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if not todo:
         backend, n_workers = "none", 0
     elif scheduler or local_cluster:
-        backend, n_workers = "dask", max(1, jobs or os.cpu_count() or 1)
+        backend, n_workers = "dask", max(1, jobs or cores)
     elif jobs == 1 or len(todo) == 1:
         backend, n_workers = "serial", 1
     else:
-        backend, n_workers = "pool", max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+        backend, n_workers = "pool", max(1, min(jobs or cores, len(todo)))
     where = {"dask": f"Dask ({scheduler or f'LocalCluster, {n_workers} workers'})",
              "pool": f"{n_workers} local processes", "serial": "this process", "none": "-"}[backend]
     log(f"memsim sweep {spec.name}: {len(spec.points)} points ({len(unique)} distinct), {len(skipped)} already "
