@@ -76,6 +76,10 @@ class Policy(Protocol):
 
     def plan(self, trace: Any, system: Any) -> Plan: ...
 
+    # Optional: ``check(system, scenario)`` raises a MemsimError when the system lacks what the policy
+    # needs (a flash tier, a PIM unit, ...). It is called before any trace is generated, so a sweep
+    # rejects a mismatched point up front.
+
 
 _REGISTRY: dict[str, Callable[..., Policy]] = {}
 #: modules of this package that are not policies

@@ -85,6 +85,45 @@ def resolved_inputs(hw, scenario, policy_name: str, policy_params: Mapping, fide
             "fidelity": fidelity}
 
 
+def _prepare(hw, workload, policy, fidelity, overrides):
+    """Load and validate everything a point needs: (hardware, scenario, policy name, params, policy)."""
+    from memsim.policies import get_policy
+    from memsim.system.service import FIDELITIES
+
+    if fidelity not in FIDELITIES:
+        raise ConfigError(f"unknown fidelity {fidelity!r}; expected one of {', '.join(FIDELITIES)}", path="fidelity")
+    hw_ov, wl_ov, pol_ov = split_overrides(overrides)
+    hwc = load_hw_config(hw, overrides=hw_ov)
+    if "system" not in hwc.sections:
+        raise ConfigError("a system run needs a 'system:' block (units, tiers)", file=str(hw), path="system")
+    scenario = load_workload(workload, wl_ov)
+    choice = hwc.sections.get("policy")
+    if policy is not None or choice is None:
+        name, params = policy or DEFAULT_POLICY, {}
+    else:
+        name, params = choice.name, dict(choice.params)
+    params.update({k: _parse_text(v) for k, v in pol_ov.items()})
+    pol = get_policy(name, params)
+    check = getattr(pol, "check", None)
+    if callable(check):  # a policy's cheap structural checks (the tiers and units it needs)
+        check(hwc.section("system"), scenario)
+    return hwc, scenario, name, params, pol
+
+
+def policies() -> list[str]:
+    """Names of the registered policies."""
+    from memsim.policies import known_policies
+
+    return known_policies()
+
+
+def resolve_point(hw: str | Path, workload: str | Path, *, policy: str | None = None,
+                  fidelity: str = "analytical", overrides: Mapping[str, Any] | None = None) -> dict:
+    """The resolved inputs of a point (what names its results folder), after validating all of them."""
+    hwc, scenario, name, params, _ = _prepare(hw, workload, policy, fidelity, overrides)
+    return resolved_inputs(hwc, scenario, name, params, fidelity)
+
+
 def run_point(hw: str | Path, workload: str | Path, *, policy: str | None = None,
               fidelity: str = "analytical", overrides: Mapping[str, Any] | None = None,
               progress: Callable[[int, int], None] | None = None) -> SystemResult:
@@ -99,22 +138,10 @@ def run_point(hw: str | Path, workload: str | Path, *, policy: str | None = None
     overrides : dotted overrides (see the module docstring); values may be YAML text.
     progress : called as ``progress(done_ops, total_ops)`` while the schedule runs.
     """
-    from memsim.policies import get_policy
     from memsim.system.simulator import simulate
     from memsim.workload.trace import generate
 
-    hw_ov, wl_ov, pol_ov = split_overrides(overrides)
-    hwc = load_hw_config(hw, overrides=hw_ov)
-    if "system" not in hwc.sections:
-        raise ConfigError("a system run needs a 'system:' block (units, tiers)", file=str(hw), path="system")
-    scenario = load_workload(workload, wl_ov)
-    choice = hwc.sections.get("policy")
-    if policy is not None or choice is None:
-        name, params = policy or DEFAULT_POLICY, {}
-    else:
-        name, params = choice.name, dict(choice.params)
-    params.update({k: _parse_text(v) for k, v in pol_ov.items()})
-    pol = get_policy(name, params)
+    hwc, scenario, name, params, pol = _prepare(hw, workload, policy, fidelity, overrides)
     t0 = time.perf_counter()
     trace = generate(scenario.model, scenario)
     t1 = time.perf_counter()
