@@ -130,3 +130,12 @@ def test_policy_fuses_attention_with_the_tiled_traffic():
     assert (fa.plan.op_overrides["overhead_ps"][np.isin(kinds, ["softmax", "attn_av"])] == 0).all()
     with pytest.raises(ConfigError, match="policy.sram: expected"):
         get_policy("flash-attention", {"sram": "lots"})
+
+
+def test_structural_check_before_any_trace():
+    from memsim.system.api import resolve_point
+
+    with pytest.raises(ConfigError, match="policy.sram: .*below d\\^2 = 4096"):
+        resolve_point(A100, "gpt2", policy="flash-attention", overrides={"policy.sram": "4KiB"})
+    fa_hw = str(REPO / "hw_configs" / "a100_80gb_flash_attention.yaml")
+    assert resolve_point(fa_hw, "gpt2")["policy"] == {"name": "flash-attention", "params": {"sram": "192KiB"}}

@@ -187,3 +187,14 @@ def test_cli_runs_the_shipped_config_with_each_eviction(capsys):
                    "--set", "workload.prompt_tokens=16", "--set", "workload.generated_tokens=2", "--no-save", "-q"])
         assert rc == 0
         assert f"eviction {ev}" in capsys.readouterr().out
+
+
+def test_structural_checks_before_any_trace():
+    from memsim.system.api import resolve_point
+
+    with pytest.raises(ConfigError, match="policy.max_context: .*reaches 640 tokens"):
+        resolve_point(H100, "gpt2", policy="kv-paging", overrides={"policy.layout": "contiguous",
+                                                                   "policy.max_context": 64})
+    with pytest.raises(ConfigError, match="policy.swap_tier: .*unknown tier 'host'; tiers: hbm"):
+        resolve_point(A100_NO_HOST, "gpt2", policy="kv-paging", overrides={"policy.swap_tier": "host"})
+    assert resolve_point(H100, "gpt2", policy="kv-paging")["policy"]["name"] == "kv-paging"

@@ -191,3 +191,13 @@ def test_cli_runs_the_shipped_configs(capsys):
         assert main(["run", hw, "gpt2", "--policy", "three-tier", "--set", "workload.prompt_tokens=8",
                      "--set", "workload.generated_tokens=1", "--no-save", "-q"]) == 0
         assert "model switch" in capsys.readouterr().out
+
+
+def test_structural_checks_before_any_trace():
+    from memsim.system.api import resolve_point
+
+    with pytest.raises(ConfigError, match="policy.fuse: .*has none"):
+        resolve_point(H100, "gpt2", policy="three-tier", overrides={"policy.fuse": True})
+    with pytest.raises(ConfigError, match="policy.hbm_experts: .*exceeds the model's 8 experts"):
+        resolve_point(SN40L, "mixtral-8x7b", policy="three-tier", overrides={"policy.hbm_experts": 9})
+    assert resolve_point(SN40L, "gpt2")["policy"]["name"] == "three-tier"  # the config's policy: block

@@ -154,6 +154,14 @@ class FlashAttention:
     def __init__(self, sram: int = DEFAULT_SRAM, causal_prefill: bool = True, unit: str | None = None):
         self.sram, self.causal_prefill, self.unit = int(sram), causal_prefill, unit
 
+    def check(self, system, scenario) -> None:
+        """Structural checks before any trace is generated: the unit exists, the SRAM holds M >= d^2."""
+        from memsim.policies.kv_paging import accelerator
+        from memsim.workload.scenario import DTYPE_BITS
+
+        accelerator(system, self.unit, "flash-attention")
+        tile_sizes(int(scenario.model.head_dim), self.sram, max(1, DTYPE_BITS[scenario.act_dtype] // 8))
+
     def plan(self, trace, system) -> Plan:
         from memsim.policies.kv_paging import accelerator
         from memsim.workload.scenario import DTYPE_BITS

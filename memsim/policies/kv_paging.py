@@ -260,6 +260,21 @@ class KvPaging:
             return min(max_context, self.budget)
         return max_context
 
+    def check(self, system, scenario) -> None:
+        """Structural checks before any trace is generated: unit and tiers exist, the swap tier is linked, a
+        contiguous reservation holds the run's length."""
+        unit = accelerator(system, self.unit, "kv-paging")
+        kv_tier = check_tier(system, self.kv_tier or unit.memory, "kv_tier", "kv-paging")
+        if self.swap_tier is not None:
+            check_tier(system, self.swap_tier, "swap_tier", "kv-paging")
+            if system.link_between(kv_tier, self.swap_tier) is None:
+                raise ConfigError(f"kv-paging: no link joins '{kv_tier}' and swap tier '{self.swap_tier}'",
+                                  path="policy.swap_tier")
+        max_ctx = self.max_context or int(getattr(scenario.model, "max_position_embeddings", 0) or scenario.total_tokens)
+        if self.layout == "contiguous" and scenario.total_tokens > max_ctx:
+            raise ConfigError(f"kv-paging: the run reaches {scenario.total_tokens} tokens per sequence but a contiguous "
+                              f"reservation holds max_context = {max_ctx}", path="policy.max_context")
+
     def plan(self, trace, system) -> Plan:
         from memsim.system.simulator import tier_capacity
         from memsim.workload.scenario import DTYPE_BITS

@@ -136,6 +136,14 @@ class ThreeTier:
                               "(add a 'device: sram' tier or set policy.fuse=false)", path="policy.fuse")
         return hbm, ddr, sram
 
+    def check(self, system, scenario) -> None:
+        """Structural checks before any trace is generated: the tiers it needs exist and are linked."""
+        self._tiers(system, accelerator(system, self.unit, "three-tier"))
+        e = int(getattr(scenario.model, "num_local_experts", 1) or 1)
+        if self.hbm_experts is not None and self.hbm_experts > e:
+            raise ConfigError(f"three-tier: hbm_experts = {self.hbm_experts} exceeds the model's {e} experts",
+                              path="policy.hbm_experts")
+
     # ------------------------------------------------------------------ plan
     def plan(self, trace, system) -> Plan:
         from memsim.sram.api import Scratchpad
