@@ -198,3 +198,36 @@ def test_structural_checks_before_any_trace():
     with pytest.raises(ConfigError, match="policy.swap_tier: .*unknown tier 'host'; tiers: hbm"):
         resolve_point(A100_NO_HOST, "gpt2", policy="kv-paging", overrides={"policy.swap_tier": "host"})
     assert resolve_point(H100, "gpt2", policy="kv-paging")["policy"]["name"] == "kv-paging"
+
+
+CXL_FLASH_HW = """
+memory: {preset: HBM3_5200}
+flash: {preset: Samsung_990PRO_2TB}
+system:
+  units:
+    gpu: {preset: H100-SXM, memory: hbm}
+  tiers:
+    hbm: {device: memory, count: 5}
+    cxl: {device: dram, preset: DDR5_4800, count: 4}
+    ssd: {device: flash}
+  links:
+    cxl: {between: [hbm, cxl], preset: CXL2-x16}
+    nvme: {between: [hbm, ssd], preset: PCIe4-x4}
+"""
+
+
+def test_swap_to_cxl_memory_or_flash(tmp_path, setup):
+    hw, system, sc, trace, other, cap = setup
+    p = tmp_path / "hw.yaml"
+    p.write_text(CXL_FLASH_HW)
+    ov = {"workload.batch": B, "workload.prompt_tokens": P, "workload.generated_tokens": G,
+          "policy.memory_utilization": _util(cap, other, B * L * 56 * TOK)}
+    runs = {t: run_point(str(p), "gpt2", policy="kv-paging", overrides={**ov, "policy.swap_tier": t})
+            for t in ("cxl", "ssd")}
+    auto = run_point(str(p), "gpt2", policy="kv-paging", overrides=ov)
+    assert set(auto.transfers["link"]) == {"cxl"}  # the first tier linked to HBM
+    m = {t: r.metrics() for t, r in runs.items()}
+    assert m["cxl"]["policy_swap_in_bytes"] == m["ssd"]["policy_swap_in_bytes"] > 0
+    assert m["ssd"]["bytes_link_nvme"] == m["cxl"]["bytes_link_cxl"]
+    assert runs["ssd"].occupancy["ssd"] == m["ssd"]["policy_swap_host_peak_bytes"] > 0
+    assert m["ssd"]["tpot_s"] > m["cxl"]["tpot_s"]  # 7.88 GB/s NVMe vs 63 GB/s CXL
