@@ -33,6 +33,9 @@ What is simplified
 ------------------
 * One socket: tensor parallelism over the 8 sockets of an SN40L node (or 8 GPUs of a DGX) is not
   modelled; :func:`switch_comparison` scales to a node explicitly (see there).
+* Spilling is by a size threshold over whole tensors: the prefill is not tiled into token chunks, so at a
+  large batch x prompt its hidden states (e.g. 512 MiB each at 64 x 1,024 tokens of Llama-2-7B) spill to
+  HBM even where one of them alone would fit; the decode steps' activations stay in SRAM.
 * Activations are read from the tier of the reading op's own output (the simulator's rule), so an op whose
   output stays in SRAM reads a spilled input at SRAM cost. Weights are streamed from HBM (not cached in
   SRAM across ops or steps). An evicted expert is dropped (weights are read-only; DDR keeps the copy).
