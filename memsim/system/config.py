@@ -110,6 +110,29 @@ class UnitConfig:
 
 
 @dataclass(frozen=True)
+class PimUnitConfig:
+    """The processing units inside a ``device: pim`` tier, as a compute unit: ``units: {pim: {device: hbm}}``.
+
+    Ops assigned to it are timed by :mod:`memsim.pim.api` (GEMV-shaped ops, attention score / P.V,
+    element-wise adds); they read their operands inside the banks, so they add no external traffic
+    beyond what the PIM model counts (input vector, results)."""
+
+    name: str
+    tier: str
+    preset: str
+    source: str
+    layout: str = "pimgpt"
+    kind: str = "pim"
+    memory_efficiency: float = 1.0
+    kernel_overhead_ps: int = 0
+    energy_pj_per_flop: dict = field(default_factory=dict)
+
+    @property
+    def memory(self) -> str:
+        return self.tier
+
+
+@dataclass(frozen=True)
 class TierConfig:
     """One memory tier: ``count`` identical devices. ``dram`` holds the device for DRAM-like tiers."""
 
@@ -131,7 +154,7 @@ class LinkConfig:
 
 @dataclass(frozen=True)
 class SystemConfig:
-    units: dict[str, UnitConfig]
+    units: dict[str, UnitConfig | PimUnitConfig]
     tiers: dict[str, TierConfig]
     links: dict[str, LinkConfig] = field(default_factory=dict)
 
@@ -162,9 +185,23 @@ def compute_library() -> yt.PresetLibrary:
     return yt.preset_library("compute", preset_keys=_UNIT_PRESET_KEYS, section_names=_UNIT_SECTIONS)
 
 
-def _parse_unit(name: str, block: yt.Node) -> UnitConfig:
+PIM_LAYOUTS = ("pimgpt", "tile_per_bank", "colsplit")
+
+
+def _parse_pim_unit(name: str, block: yt.Node, body: dict) -> tuple[str, str, yt.Node]:
+    allowed = ("device", "layout")
+    for k, v in body.items():
+        if k not in allowed:
+            raise yt.unknown_key(v, k, allowed)
+    layout = yt.choice(*PIM_LAYOUTS)(body["layout"]) if "layout" in body else "pimgpt"
+    return yt.text(body["device"]), layout, body["device"]
+
+
+def _parse_unit(name: str, block: yt.Node):
     lib = compute_library()
-    body = yt.mapping(block, "a compute unit: a mapping with 'preset' and 'memory'")
+    body = yt.mapping(block, "a compute unit: a mapping with 'preset' and 'memory' (or 'device' for PIM)")
+    if "device" in body:
+        return _parse_pim_unit(name, block, body)
     mem = body.get("memory")
     if mem is None:
         raise ConfigError("required key missing; expected the name of the tier this unit reads",
@@ -214,7 +251,7 @@ def _parse_tier(name: str, block: yt.Node, root: yt.Node) -> TierConfig:
     from memsim.config.loader import SECTION_PARSERS, _section_parser
 
     other = _section_parser(SECTION_PARSERS[device])(source, root)
-    dram = getattr(other, "dram", None)
+    dram = getattr(other, "memory", None)  # a PIM device sits in a DRAM device
     return TierConfig(name, device, count, dram=dram if isinstance(dram, DramConfig) else None, other=other)
 
 
@@ -280,7 +317,19 @@ def parse_section(block: yt.Node, root: yt.Node) -> SystemConfig:
     tiers = {n: _parse_tier(n, b, root) for n, b in yt.mapping(body["tiers"], "a mapping of tier names").items()}
     if not tiers:
         raise body["tiers"].error("expected at least one tier")
-    units_ = {n: _parse_unit(n, b) for n, b in yt.mapping(body["units"], "a mapping of unit names").items()}
+    units_ = {}
+    for n, b in yt.mapping(body["units"], "a mapping of unit names").items():
+        u = _parse_unit(n, b)
+        if isinstance(u, tuple):  # a PIM unit: bind it to its tier
+            tier_name, layout, node = u
+            t = tiers.get(tier_name)
+            if t is None or t.device != "pim":
+                pims = [k for k, v in tiers.items() if v.device == "pim"]
+                raise node.error(f"a PIM unit needs a 'device: pim' tier; '{tier_name}' is "
+                                 f"{'not a tier' if t is None else f'a {t.device} tier'} (PIM tiers: "
+                                 f"{', '.join(pims) or 'none'})")
+            u = PimUnitConfig(name=n, tier=tier_name, preset=t.other.name, source=t.other.source, layout=layout)
+        units_[n] = u
     if not units_:
         raise body["units"].error("expected at least one compute unit")
     for n, u in units_.items():

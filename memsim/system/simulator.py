@@ -170,10 +170,14 @@ def op_times(trace, system: SystemConfig, plan, fidelity: str) -> OpTimes:
             return v
         return ops[c].to_numpy(dtype=np.float64)
 
-    # activations are read from the tier of the op's own output (inputs are placed like outputs)
+    pim_units = {name for name, u in system.units.items() if getattr(u, "kind", "") == "pim"}
+    on_pim = np.isin(unit_names, list(pim_units)) if pim_units else np.zeros(n, dtype=bool)
+    # activations are read from the tier of the op's own output (inputs are placed like outputs);
+    # ops on PIM units read their operands inside the banks: the PIM model times them instead
     for tiers, store, values in ((w_tier, reads, col("weight_bytes")), (kv_tier, reads, col("kv_read_bytes")),
                                  (kv_tier, writes, col("kv_write_bytes")), (act_tier, reads, col("act_read_bytes")),
                                  (act_tier, writes, col("act_write_bytes"))):
+        values = np.where(on_pim, 0.0, values)
         for tier in sorted(set(tiers.tolist())):
             add(store, tier, tiers == tier, values)
 
@@ -214,6 +218,17 @@ def op_times(trace, system: SystemConfig, plan, fidelity: str) -> OpTimes:
     for name in sorted(set(unit_names.tolist())):
         u = system.units[name]
         sel = unit_names == name
+        if name in pim_units:
+            from memsim.system.pim_ops import pim_op_times
+
+            tier = system.tiers[u.tier]
+            t_pim, e_pim, b_pim = pim_op_times(ops, sel, u, tier, trace.meta["dtypes"]["weights"])
+            mem_ps[sel] = t_pim
+            pe = tier_energy.setdefault(u.tier, np.zeros(n))
+            pe[sel] += e_pim
+            pb = tier_bytes.setdefault(u.tier, np.zeros(n))
+            pb[sel] += b_pim
+            continue
         rate = np.where(is_matrix, u.matrix_rate(dtype) * u.compute_efficiency, u.vector_rate(dtype))
         compute_ps[sel] = (flops / rate * 1e12)[sel]
         overhead[sel] = u.kernel_overhead_ps
