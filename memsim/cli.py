@@ -140,6 +140,8 @@ def cmd_validate(args) -> int:
             if r.check.band is not None:
                 expected = f"{r.check.band[0]:.4g}..{r.check.band[1]:.4g}"
                 err, tol = f"{100 * r.error:+.2f}%", "band"
+            elif not r.check.judged and r.check.expected == 0:  # a figure reported with no reference
+                expected, err = "-", "-"
             else:
                 expected = f"{r.check.expected:.4g}"
                 err = f"{100 * r.error:+.2f}%" if r.check.relative else f"{r.error:+.4f}"

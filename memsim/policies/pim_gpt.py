@@ -11,6 +11,8 @@ Parameters: ``pim`` / ``host`` (unit names; default: the system's PIM unit and i
 Validation (:func:`validation_cases`): the paper's speed-up of 41-137x over a GPU baseline (a T4-class
 GDDR6 GPU running ``hbm-baseline``) on GPT-2 / GPT-3 XL at batch 1, and its energy-efficiency gain of
 339-1085x reported beside memsim's (the energy figures of the paper's abstract v1; v2 reports 123-383x).
+memsim's energy counts dynamic compute and memory energy only (no static or board power of the GPU,
+which dominates a T4's energy per token at batch 1), so its energy gain is far below the paper's.
 
 What is simplified: no overlap between the ASIC's and PIM's work beyond what op dependencies allow; the
 ASIC reads its (small) vector operands from the PIM tier's normal read path; PIM-GPT's exact hardware
@@ -82,10 +84,16 @@ def validation_cases():
 
     src = ("PIM-GPT (Wu, Wang, Lu, arXiv 2310.09385 v1 abstract): 41-137x speed-up and 339-1085x energy "
            "efficiency over a GPU baseline for 8 GPT models up to 1.4 B parameters (hw_params.md section 2.6)")
+    why = ("memsim's speed-up is about the PIM/GPU bandwidth ratio: 8 AiM devices (8 x 1 TB/s internal) against a "
+           "320 GB/s T4 replayed as CUDA graphs (1 us per kernel). PIM-GPT's channel count and GPU software stack "
+           "are not published in what was retrieved; with 32 AiM devices and 10 us per eager-mode GPU kernel "
+           "memsim gives 51x on GPT-2 XL (event fidelity), inside the band. The shipped config keeps its "
+           "stated assumptions rather than being tuned")
     out = []
     for model in ("gpt2", "gpt2-xl", "gpt3-xl"):
         out.append(Case(id=f"policy/pim-gpt/{model}", source=src, fast=False, run=_gain(model),
                         checks=(Check("speedup_vs_gpu", 89.0, 0.0, band=(41.0, 137.0)),
                                 Check("energy_gain_vs_gpu", 712.0, 0.0),
-                                Check("tpot_ms_pim", 0.0, 0.0), Check("tpot_ms_gpu", 0.0, 0.0))))
+                                Check("tpot_ms_pim", 0.0, 0.0), Check("tpot_ms_gpu", 0.0, 0.0)),
+                        known_misses={"speedup_vs_gpu": why}))
     return out
