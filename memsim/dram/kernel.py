@@ -51,7 +51,6 @@ INF = np.int64(1) << np.int64(62)
 # Data layout. Queued transactions of a channel live in a pool (``ent``); each is linked into two
 # doubly linked lists: its bank's list for its queue (cheap per-bank questions: pending hits, forwarding
 # of reads from pending writes) and the whole queue in order (the scheduler's scan, oldest first).
-# Hot loops read arrays directly: a helper taking arrays costs reference-count updates on every call.
 # queues per channel: 0 read buffer, 1 write buffer, 2 active buffer / per-bank command queues
 Q_READ, Q_WRITE, Q_CMD = 0, 1, 2
 # entry fields (entries live in a per-channel pool and are linked into one list per bank and queue)
@@ -92,606 +91,6 @@ U_DUE, U_NEXT_BANK, U_PENDING = 0, 1, 2
 N_U = 3
 
 
-@njit(cache=True, inline="always")
-def _ready(nxt, nob, b, cmd):
-    r = nxt[nob[b, 0], cmd]
-    for lv in range(1, N_LEVELS):
-        v = nxt[nob[b, lv], cmd]
-        if v > r:
-            r = v
-    return r
-
-
-@njit(cache=True, inline="always")
-def _apply_rules(par, nxt, nob, lvl_base, lvl_fan, rules, b, cmd, t):
-    """Command ``cmd`` issued to bank ``b`` at ``t``: raise the earliest-issue times it constrains."""
-    for k in range(par[P_RULES_OF + cmd], par[P_RULES_OF + cmd + 1]):
-        lv = rules[k, 2]
-        nt = t + rules[k, 3]
-        node = nob[b, lv]
-        nc = rules[k, 1]
-        if rules[k, 4] == 0:
-            if nxt[node, nc] < nt:
-                nxt[node, nc] = nt
-        else:
-            fan = lvl_fan[lv]
-            first = lvl_base[lv] + ((node - lvl_base[lv]) // fan) * fan
-            for s in range(first, first + fan):
-                if s != node and nxt[s, nc] < nt:
-                    nxt[s, nc] = nt
-
-
-@njit(cache=True, inline="always")
-def _complete_request(S, ring, hist, out_done, slot, done):
-    lat = done - ring[slot, R_ACCEPT]
-    w = ring[slot, R_WRITE]
-    h = hist.shape[1] - 1
-    hist[w, lat if lat < h else h] += 1
-    if w == 0:
-        S[S_DONE_READS] += 1
-        S[S_LAT_SUM_R] += lat
-        if lat > S[S_LAT_MAX_R]:
-            S[S_LAT_MAX_R] = lat
-    else:
-        S[S_DONE_WRITES] += 1
-        S[S_LAT_SUM_W] += lat
-        if lat > S[S_LAT_MAX_W]:
-            S[S_LAT_MAX_W] = lat
-    gid = ring[slot, R_GID]
-    if gid < out_done.shape[0]:
-        out_done[gid] = done
-    if done > S[S_LAST_DONE]:
-        S[S_LAST_DONE] = done
-    S[S_OUTSTANDING] -= 1
-    ring[slot, R_REMAIN] = -1
-    ring[S[S_FREE_TOP], R_FREE] = slot
-    S[S_FREE_TOP] += 1
-
-
-@njit(cache=True, inline="always")
-def _tx_done(S, ring, hist, out_done, slot, done):
-    if slot < 0:
-        return
-    if done > ring[slot, R_DONE]:
-        ring[slot, R_DONE] = done
-    ring[slot, R_REMAIN] -= 1
-    if ring[slot, R_REMAIN] == 0:
-        _complete_request(S, ring, hist, out_done, slot, ring[slot, R_DONE])
-
-
-@njit(cache=True, inline="always")
-def _close_bank(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t):
-    """Precharge bank ``b`` at ``pre_t`` (auto-precharge or timeout)."""
-    _apply_rules(par, nxt, nob, lvl_base, lvl_fan, rules, b, PRE, pre_t)
-    bank[b, B_ROW] = -1
-    bank[b, B_HP0] = 0
-    bank[b, B_HP1] = 0
-    bank[b, B_HP2] = 0
-    chs[c, C_PRE] += 1
-
-
-@njit(cache=True, inline="always")
-def _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t):
-    """Lazily apply the timeout row policy to bank ``b`` as of cycle ``t``."""
-    if bank[b, B_ROW] < 0 or bank[b, B_HP0] + bank[b, B_HP1] + bank[b, B_HP2] > 0:
-        return
-    close_t = bank[b, B_LAST] + par[P_TIMEOUT]
-    if close_t > t:
-        return
-    r = _ready(nxt, nob, b, PRE)
-    if r > close_t:
-        close_t = r
-    if close_t <= t:
-        _close_bank(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, close_t)
-
-
-@njit(cache=True)
-def _unit_banks(par, ref, u, banks_per_unit):
-    if par[P_REFRESH] == REF_ALLBANK:
-        return u * banks_per_unit, (u + 1) * banks_per_unit
-    b0 = u * banks_per_unit + ref[u, U_NEXT_BANK]
-    return b0, b0 + 1
-
-
-@njit(cache=True)
-def _do_refresh(par, rules, nob, lvl_base, lvl_fan, nxt, bank, chs, ref, S, u, c, t, banks_per_unit):
-    """Refresh unit ``u`` now: close its banks at the earliest legal precharge, then block ACT for tRFC."""
-    b0, b1 = _unit_banks(par, ref, u, banks_per_unit)
-    if par[P_ROWPOL] == ROW_TIMEOUT:
-        # rows that timed out before now were closed then, not by this refresh
-        for b in range(b0, b1):
-            _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
-    if par[P_REFRESH] == REF_ALLBANK:
-        dur = par[P_RFC]
-        interval = par[P_REFI]
-    else:
-        ref[u, U_NEXT_BANK] = (ref[u, U_NEXT_BANK] + 1) % banks_per_unit
-        dur = par[P_RFCPB]
-        interval = par[P_REFIPB]
-    start = t
-    any_open = False
-    for b in range(b0, b1):
-        if bank[b, B_ROW] >= 0:
-            any_open = True
-            r = _ready(nxt, nob, b, PRE)
-            if r > start:
-                start = r
-    ref_t = start + par[P_RP] if any_open else start
-    for b in range(b0, b1):
-        r = nxt[nob[b, L_BK], ACT]  # tRC / tRP of earlier commands still hold for REF
-        if r > ref_t:
-            ref_t = r
-    end = ref_t + dur
-    for b in range(b0, b1):
-        bank[b, B_ROW] = -1
-        bank[b, B_HP0] = 0
-        bank[b, B_HP1] = 0
-        bank[b, B_HP2] = 0
-        node = nob[b, L_BK]
-        if nxt[node, ACT] < end:
-            nxt[node, ACT] = end
-    if any_open:
-        chs[c, C_PRE] += 1
-    chs[c, C_REF] += 1
-    S[S_REF_CYCLES] += end - t
-    ref[u, U_DUE] += interval
-    ref[u, U_PENDING] = 0
-
-
-@njit(cache=True, inline="always")
-def _update_write_mode(par, qlen, chs, c):
-    """Enter write-drain mode above the high watermark (or when no read waits); leave it below the low one."""
-    rl = qlen[Q_READ, c]
-    wl = qlen[Q_WRITE, c]
-    if chs[c, C_WMODE] != 0:
-        if wl == 0 or (wl < par[P_WLO] and rl > 0):
-            chs[c, C_WMODE] = 0
-    elif wl > 0 and (wl > par[P_WHI] or rl == 0):
-        chs[c, C_WMODE] = 1
-
-
-@njit(cache=True, inline="always")
-def _link(ent, lists, abk, nab, qlen, c, qq, e):
-    """Append pool entry ``e`` to its bank's list of queue ``qq``."""
-    b = ent[c, e, F_BANK]
-    tail = lists[b, 3 * qq + 1]
-    ent[c, e, F_NEXT] = -1
-    ent[c, e, F_PREV] = tail
-    if tail >= 0:
-        ent[c, tail, F_NEXT] = e
-    else:
-        lists[b, 3 * qq] = e
-        # the bank gets its first entry in this queue: enter the channel's list of banks with entries
-        k = nab[c, qq]
-        abk[c, qq, k] = b
-        lists[b, 9 + qq] = k
-        nab[c, qq] = k + 1
-    lists[b, 3 * qq + 1] = e
-    lists[b, 3 * qq + 2] += 1
-    qlen[qq, c] += 1
-    gt = nab[c, 6 + qq]
-    ent[c, e, F_GNEXT] = -1
-    ent[c, e, F_GPREV] = gt
-    if gt >= 0:
-        ent[c, gt, F_GNEXT] = e
-    else:
-        nab[c, 3 + qq] = e
-    nab[c, 6 + qq] = e
-
-
-@njit(cache=True, inline="always")
-def _unlink(ent, lists, abk, nab, qlen, c, qq, e):
-    b = ent[c, e, F_BANK]
-    nx = ent[c, e, F_NEXT]
-    pv = ent[c, e, F_PREV]
-    if pv >= 0:
-        ent[c, pv, F_NEXT] = nx
-    else:
-        lists[b, 3 * qq] = nx
-    if nx >= 0:
-        ent[c, nx, F_PREV] = pv
-    else:
-        lists[b, 3 * qq + 1] = pv
-    lists[b, 3 * qq + 2] -= 1
-    qlen[qq, c] -= 1
-    gn = ent[c, e, F_GNEXT]
-    gp = ent[c, e, F_GPREV]
-    if gp >= 0:
-        ent[c, gp, F_GNEXT] = gn
-    else:
-        nab[c, 3 + qq] = gn
-    if gn >= 0:
-        ent[c, gn, F_GPREV] = gp
-    else:
-        nab[c, 6 + qq] = gp
-    if lists[b, 3 * qq + 2] == 0:
-        k = lists[b, 9 + qq]
-        last = nab[c, qq] - 1
-        ob = abk[c, qq, last]
-        abk[c, qq, k] = ob
-        lists[ob, 9 + qq] = k
-        nab[c, qq] = last
-
-
-@njit(cache=True, inline="always")
-def _count_hits(ent, lists, c, qq, b, row):
-    n = 0
-    e = lists[b, 3 * qq]
-    while e >= 0:
-        if ent[c, e, F_ROW] == row:
-            n += 1
-        e = ent[c, e, F_NEXT]
-    return n
-
-
-@njit(cache=True, inline="always")
-def _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, b, cmd):
-    r = _ready(nxt, nob, b, cmd)
-    if cmd == ACT:
-        rk = nob[b, L_RK] - lvl_base[L_RK]
-        fw = faw[rk, faw_pos[rk]] + par[P_FAW]
-        if fw > r:
-            r = fw
-    return r
-
-
-@njit(cache=True, inline="always")
-def _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, ent, lists, abk, nab, qlen, freel,
-               chs, S, ring, hist, out_done, fifo, c, qq, e, t):
-    b = ent[c, e, F_BANK]
-    w = ent[c, e, F_WRITE]
-    _apply_rules(par, nxt, nob, lvl_base, lvl_fan, rules, b, RD + w, t)
-    flags = ent[c, e, F_FLAGS]
-    if flags & FLAG_PRE:
-        chs[c, C_CONF] += 1
-    elif flags & FLAG_ACT:
-        chs[c, C_MISS] += 1
-    else:
-        chs[c, C_HIT] += 1
-    chs[c, C_RD + w] += 1
-    bank[b, B_HP0 + qq] -= 1
-    bank[b, B_STREAK] += 1
-    bank[b, B_LAST] = t
-    bank_stats[b, 1] += 1
-    slot = ent[c, e, F_SLOT]
-    if w == 0:
-        fifo_mask = fifo.shape[0] - 1
-        tl = S[S_FIFO_TAIL]
-        fifo[tl & fifo_mask, 0] = t + par[P_CL] + par[P_BURST]
-        fifo[tl & fifo_mask, 1] = slot
-        S[S_FIFO_TAIL] = tl + 1
-    else:
-        _tx_done(S, ring, hist, out_done, slot, t)
-    _unlink(ent, lists, abk, nab, qlen, c, qq, e)
-    freel[c, chs[c, C_NFREE]] = e
-    chs[c, C_NFREE] += 1
-    S[S_QUEUED] -= 1
-    if qq != Q_CMD or par[P_BQD] > 0:
-        S[S_FREED] = 1
-    if par[P_ROWPOL] == ROW_CLOSED and bank[b, B_HP0] + bank[b, B_HP1] + bank[b, B_HP2] == 0:
-        pre_t = _ready(nxt, nob, b, PRE)
-        if pre_t < t:
-            pre_t = t
-        _close_bank(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, pre_t)
-
-
-@njit(cache=True, inline="always")
-def _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank_stats, ent, lists, abk, nab,
-               qlen, chs, S, c, qq, e, cmd, t):
-    b = ent[c, e, F_BANK]
-    if cmd == ACT:
-        row = ent[c, e, F_ROW]
-        _apply_rules(par, nxt, nob, lvl_base, lvl_fan, rules, b, ACT, t)
-        rk = nob[b, L_RK] - lvl_base[L_RK]
-        faw[rk, faw_pos[rk]] = t
-        faw_pos[rk] = (faw_pos[rk] + 1) & 3
-        bank[b, B_ROW] = row
-        bank[b, B_LAST] = t
-        bank[b, B_STREAK] = 0
-        ent[c, e, F_FLAGS] |= FLAG_ACT
-        chs[c, C_ACT] += 1
-        bank_stats[b, 0] += 1
-        if par[P_ACTBUF] > 0 and qq != Q_CMD and qlen[Q_CMD, c] < par[P_ACTBUF]:
-            # Ramulator 2: an activated request leaves the read/write buffer for the active buffer
-            _unlink(ent, lists, abk, nab, qlen, c, qq, e)
-            ent[c, e, F_SEQ] = S[S_SEQ]
-            S[S_SEQ] += 1
-            _link(ent, lists, abk, nab, qlen, c, Q_CMD, e)
-            S[S_FREED] = 1
-        bank[b, B_HP0] = _count_hits(ent, lists, c, 0, b, row)
-        bank[b, B_HP1] = _count_hits(ent, lists, c, 1, b, row)
-        bank[b, B_HP2] = _count_hits(ent, lists, c, 2, b, row)
-    else:
-        _apply_rules(par, nxt, nob, lvl_base, lvl_fan, rules, b, PRE, t)
-        bank[b, B_ROW] = -1
-        bank[b, B_HP0] = 0
-        bank[b, B_HP1] = 0
-        bank[b, B_HP2] = 0
-        ent[c, e, F_FLAGS] |= FLAG_PRE
-        chs[c, C_PRE] += 1
-
-
-@njit(cache=True, inline="always")
-def _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, ent, lists, abk, nab, qlen,
-              freel, chs, ref, ring, fifo, hist, out_done, bank_stats, c, t, units_per_ch, banks_per_unit,
-              banks_per_ch):
-    """One controller decision for channel ``c`` at cycle ``t``. Returns the cycle to look again.
-
-    Requests of one bank share the bank's state, so each bank offers at most a few candidates: its oldest
-    row hit of each kind (read, write) and its oldest request that needs the row changed. Candidates are
-    ranked by their queue order (``F_SEQ``), which is what a scan of the whole queue would see.
-    """
-    sched = par[P_SCHED]
-    sep = par[P_SEPBUS] != 0
-    ab = par[P_ACTBUF] > 0
-    bq = par[P_BQD] > 0
-    cap = par[P_CAP]
-    rowpol = par[P_ROWPOL]
-    mn = INF
-    # ---- refresh waiting for this channel
-    ref_block = False
-    for u in range(c * units_per_ch, (c + 1) * units_per_ch):
-        if ref[u, U_PENDING] == 0:
-            continue
-        if ab:
-            b0, b1 = _unit_banks(par, ref, u, banks_per_unit)
-            busy = 0
-            for b in range(b0, b1):
-                busy += lists[b, 3 * Q_CMD + 2]
-            if busy > 0:  # Ramulator 2 lets activated requests finish, and nothing else starts
-                ref_block = True
-                continue
-        _do_refresh(par, rules, nob, lvl_base, lvl_fan, nxt, bank, chs, ref, S, u, c, t, banks_per_unit)
-    if not ab:
-        _update_write_mode(par, qlen, chs, c)
-    qi = chs[c, C_WMODE]
-    col_q = -1
-    col_e = -1
-    row_q = -1
-    row_e = -1
-    row_cmd = -1
-    S[S_SCAN_ID] += 1
-    scan = S[S_SCAN_ID]
-    if bq:
-        # DRAMSim3: per-bank command queues, visited round robin; in each, the first ready command.
-        # A precharge is only considered at the head of its queue, and only when no queued request
-        # still hits the open row or the row has served ``cap`` hits already.
-        rr = chs[c, C_RR]
-        c0 = c * banks_per_ch
-        for k in range(banks_per_ch):
-            lb = (rr + k) % banks_per_ch
-            b = c0 + lb
-            h = lists[b, 3 * Q_CMD]
-            if h < 0:
-                continue
-            if rowpol == ROW_TIMEOUT:
-                _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
-            orow = bank[b, B_ROW]
-            ec = -1
-            er = -1
-            ecmd = -1
-            if orow >= 0 and bank[b, B_HP2] > 0:
-                e = h
-                while e >= 0:
-                    if ent[c, e, F_ROW] == orow:
-                        cmd = RD + ent[c, e, F_WRITE]
-                        if lists[b, L_MEMO_STAMP + cmd] == scan:
-                            r = lists[b, L_MEMO_VAL + cmd]
-                        else:
-                            r = nxt[nob[b, 0], cmd]
-                            for lv in range(1, N_LEVELS):
-                                v = nxt[nob[b, lv], cmd]
-                                if v > r:
-                                    r = v
-                            if cmd == ACT:
-                                rk = nob[b, L_RK] - lvl_base[L_RK]
-                                v = faw[rk, faw_pos[rk]] + par[P_FAW]
-                                if v > r:
-                                    r = v
-                            lists[b, L_MEMO_STAMP + cmd] = scan
-                            lists[b, L_MEMO_VAL + cmd] = r
-                        if r <= t:
-                            ec = e
-                            break
-                        if r < mn:
-                            mn = r
-                    e = ent[c, e, F_NEXT]
-            if ent[c, h, F_ROW] != orow:
-                cmd = ACT if orow < 0 else PRE
-                if cmd == ACT or bank[b, B_HP2] == 0 or (cap > 0 and bank[b, B_STREAK] >= cap):
-                    if lists[b, L_MEMO_STAMP + cmd] == scan:
-                        r = lists[b, L_MEMO_VAL + cmd]
-                    else:
-                        r = nxt[nob[b, 0], cmd]
-                        for lv in range(1, N_LEVELS):
-                            v = nxt[nob[b, lv], cmd]
-                            if v > r:
-                                r = v
-                        if cmd == ACT:
-                            rk = nob[b, L_RK] - lvl_base[L_RK]
-                            v = faw[rk, faw_pos[rk]] + par[P_FAW]
-                            if v > r:
-                                r = v
-                        lists[b, L_MEMO_STAMP + cmd] = scan
-                        lists[b, L_MEMO_VAL + cmd] = r
-                    if r <= t:
-                        er = h
-                        ecmd = cmd
-                    elif r < mn:
-                        mn = r
-            if sep:
-                if col_e < 0 and ec >= 0:
-                    col_q, col_e = Q_CMD, ec
-                if row_e < 0 and er >= 0:
-                    row_q, row_e, row_cmd = Q_CMD, er, ecmd
-                if col_e >= 0 and row_e >= 0:
-                    break
-            elif ec >= 0 or er >= 0:
-                if ec >= 0 and (er < 0 or ent[c, ec, F_SEQ] < ent[c, er, F_SEQ]):
-                    col_q, col_e = Q_CMD, ec
-                else:
-                    row_q, row_e, row_cmd = Q_CMD, er, ecmd
-                chs[c, C_RR] = (lb + 1) % banks_per_ch
-                break
-    else:
-        found = False
-        if ab:
-            # Ramulator 2: requests that already activated their row are served first (oldest ready)
-            e = nab[c, 3 + Q_CMD]
-            while e >= 0:
-                b = ent[c, e, F_BANK]
-                orow = bank[b, B_ROW]
-                if orow == ent[c, e, F_ROW]:
-                    cmd = RD + ent[c, e, F_WRITE]
-                elif orow < 0:
-                    cmd = ACT  # refresh closed the row under an activated request: activate again
-                else:
-                    e = ent[c, e, F_GNEXT]
-                    continue
-                # readiness written out here and below: an inlined helper taking arrays costs
-                # reference-count updates on every call, which dominated the scan
-                if lists[b, L_MEMO_STAMP + cmd] == scan:
-                    r = lists[b, L_MEMO_VAL + cmd]
-                else:
-                    r = nxt[nob[b, 0], cmd]
-                    for lv in range(1, N_LEVELS):
-                        v = nxt[nob[b, lv], cmd]
-                        if v > r:
-                            r = v
-                    if cmd == ACT:
-                        rk = nob[b, L_RK] - lvl_base[L_RK]
-                        v = faw[rk, faw_pos[rk]] + par[P_FAW]
-                        if v > r:
-                            r = v
-                    lists[b, L_MEMO_STAMP + cmd] = scan
-                    lists[b, L_MEMO_VAL + cmd] = r
-                if r <= t:
-                    if cmd >= RD:
-                        if col_e < 0:
-                            col_q, col_e = Q_CMD, e
-                    elif row_e < 0:
-                        row_q, row_e, row_cmd = Q_CMD, e, cmd
-                    if not sep or (col_e >= 0 and row_e >= 0):
-                        break
-                elif r < mn:
-                    mn = r
-                e = ent[c, e, F_GNEXT]
-            found = col_e >= 0 or row_e >= 0
-            if not found:
-                # Ramulator 2 revisits the read/write mode only when no activated request was ready
-                _update_write_mode(par, qlen, chs, c)
-                qi = chs[c, C_WMODE]
-        if not ref_block and (not found or (sep and (col_e < 0 or row_e < 0))):
-            e = nab[c, 3 + qi]
-            while e >= 0:
-                nx = ent[c, e, F_GNEXT]
-                b = ent[c, e, F_BANK]
-                if rowpol == ROW_TIMEOUT:
-                    _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
-                orow = bank[b, B_ROW]
-                if orow == ent[c, e, F_ROW]:
-                    cmd = RD + qi
-                    if cap > 0 and bank[b, B_STREAK] >= cap and lists[b, L_MISS_SCAN] == scan:
-                        e = nx  # FR-FCFS cap: an older miss to this bank has waited long enough
-                        continue
-                    if sep and col_e >= 0:
-                        e = nx
-                        continue
-                else:
-                    lists[b, L_MISS_SCAN] = scan
-                    if sep and row_e >= 0:
-                        e = nx
-                        continue
-                    if orow < 0:
-                        cmd = ACT
-                    else:
-                        cmd = PRE
-                        if ab and lists[b, 3 * Q_CMD + 2] > 0:
-                            e = nx  # never close a row an activated request is waiting for
-                            continue
-                        if par[P_GUARD] != 0 and bank[b, B_HP0 + qi] > 0 and \
-                                not (cap > 0 and bank[b, B_STREAK] >= cap):
-                            e = nx
-                            continue
-                if lists[b, L_MEMO_STAMP + cmd] == scan:
-                    r = lists[b, L_MEMO_VAL + cmd]
-                else:
-                    r = nxt[nob[b, 0], cmd]
-                    for lv in range(1, N_LEVELS):
-                        v = nxt[nob[b, lv], cmd]
-                        if v > r:
-                            r = v
-                    if cmd == ACT:
-                        rk = nob[b, L_RK] - lvl_base[L_RK]
-                        v = faw[rk, faw_pos[rk]] + par[P_FAW]
-                        if v > r:
-                            r = v
-                    lists[b, L_MEMO_STAMP + cmd] = scan
-                    lists[b, L_MEMO_VAL + cmd] = r
-                if r <= t:
-                    if cmd >= RD:
-                        if col_e < 0:
-                            col_q, col_e = qi, e
-                    elif row_e < 0:
-                        row_q, row_e, row_cmd = qi, e, cmd
-                    if sep:
-                        if col_e >= 0 and row_e >= 0:
-                            break
-                    elif sched == SCHED_FIRST_READY or col_e >= 0:
-                        break
-                elif r < mn:
-                    mn = r
-                if sched == SCHED_FCFS:
-                    break
-                e = nx
-    issued = False
-    if col_e >= 0:
-        cb = ent[c, col_e, F_BANK]
-        _issue_col(par, nxt, nob, lvl_base, lvl_fan, rules, bank, bank_stats, ent, lists, abk, nab, qlen, freel,
-                   chs, S, ring, hist, out_done, fifo, c, col_q, col_e, t)
-        issued = True
-        if row_e >= 0 and sep:
-            # the column command may have changed what the row candidate needs
-            rb = ent[c, row_e, F_BANK]
-            if rb == cb:
-                orow = bank[rb, B_ROW]
-                now = RD + ent[c, row_e, F_WRITE] if orow == ent[c, row_e, F_ROW] else (ACT if orow < 0 else PRE)
-                if now != row_cmd:
-                    row_e = -1
-                elif _cmd_ready(par, nxt, nob, lvl_base, faw, faw_pos, rb, row_cmd) > t:
-                    row_e = -1
-    if row_e >= 0 and (sep or not issued):
-        _issue_row(par, nxt, nob, lvl_base, lvl_fan, rules, faw, faw_pos, bank, bank_stats, ent, lists, abk, nab,
-                   qlen, chs, S, c, row_q, row_e, row_cmd, t)
-        issued = True
-    if bq:
-        # move the oldest transaction whose bank queue has room (after issuing, as DRAMSim3 does)
-        src = qi
-        best = -1
-        best_seq = INF
-        for k in range(nab[c, src]):
-            b = abk[c, src, k]
-            if lists[b, 3 * Q_CMD + 2] < par[P_BQD]:
-                h = lists[b, 3 * src]
-                if ent[c, h, F_SEQ] < best_seq:
-                    best_seq = ent[c, h, F_SEQ]
-                    best = h
-        if best >= 0:
-            b = ent[c, best, F_BANK]
-            _unlink(ent, lists, abk, nab, qlen, c, src, best)
-            ent[c, best, F_SEQ] = S[S_SEQ]
-            S[S_SEQ] += 1
-            _link(ent, lists, abk, nab, qlen, c, Q_CMD, best)
-            if bank[b, B_ROW] == ent[c, best, F_ROW]:
-                bank[b, B_HP0 + src] -= 1
-                bank[b, B_HP2] += 1
-            S[S_FREED] = 1
-            issued = True
-    if issued:
-        return t + 1
-    return mn
-
-
 @njit(cache=True)
 def run_chunk(par, rules, nob, lvl_base, lvl_fan,
               tx_ch, tx_bank, tx_row, tx_addr, req_write, req_arrival, qd, final,
@@ -721,6 +120,528 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
     banks_per_ch = bank.shape[0] // nch
     units_per_ch = n_units // nch
     banks_per_unit = bank.shape[0] // n_units if n_units > 0 else 1
+
+    # The helpers below are closures over the state arrays rather than functions taking them: Numba
+    # inlines a closure called in its own function, and a closure reads the enclosing arrays without
+    # the reference-count updates (atomic, two per array argument) that every call of a helper taking
+    # arrays pays, inlined or not. Those updates were about half of the run time.
+    def ready(b, cmd):
+        """Earliest cycle ``cmd`` may issue to bank ``b`` by the timing rules (tFAW aside)."""
+        r = nxt[nob[b, 0], cmd]
+        for lv in range(1, N_LEVELS):
+            v = nxt[nob[b, lv], cmd]
+            if v > r:
+                r = v
+        return r
+
+    def apply_rules(b, cmd, t):
+        """Command ``cmd`` issued to bank ``b`` at ``t``: raise the earliest-issue times it constrains."""
+        for k in range(par[P_RULES_OF + cmd], par[P_RULES_OF + cmd + 1]):
+            lv = rules[k, 2]
+            nt = t + rules[k, 3]
+            node = nob[b, lv]
+            nc = rules[k, 1]
+            if rules[k, 4] == 0:
+                if nxt[node, nc] < nt:
+                    nxt[node, nc] = nt
+            else:
+                fan = lvl_fan[lv]
+                first = lvl_base[lv] + ((node - lvl_base[lv]) // fan) * fan
+                for s in range(first, first + fan):
+                    if s != node and nxt[s, nc] < nt:
+                        nxt[s, nc] = nt
+
+    def complete_request(slot, done):
+        lat = done - ring[slot, R_ACCEPT]
+        w = ring[slot, R_WRITE]
+        h = hist.shape[1] - 1
+        hist[w, lat if lat < h else h] += 1
+        if w == 0:
+            S[S_DONE_READS] += 1
+            S[S_LAT_SUM_R] += lat
+            if lat > S[S_LAT_MAX_R]:
+                S[S_LAT_MAX_R] = lat
+        else:
+            S[S_DONE_WRITES] += 1
+            S[S_LAT_SUM_W] += lat
+            if lat > S[S_LAT_MAX_W]:
+                S[S_LAT_MAX_W] = lat
+        gid = ring[slot, R_GID]
+        if gid < out_done.shape[0]:
+            out_done[gid] = done
+        if done > S[S_LAST_DONE]:
+            S[S_LAST_DONE] = done
+        S[S_OUTSTANDING] -= 1
+        ring[slot, R_REMAIN] = -1
+        ring[S[S_FREE_TOP], R_FREE] = slot
+        S[S_FREE_TOP] += 1
+
+    def tx_done(slot, done):
+        if slot < 0:
+            return
+        if done > ring[slot, R_DONE]:
+            ring[slot, R_DONE] = done
+        ring[slot, R_REMAIN] -= 1
+        if ring[slot, R_REMAIN] == 0:
+            complete_request(slot, ring[slot, R_DONE])
+
+    def close_bank(c, b, pre_t):
+        """Precharge bank ``b`` at ``pre_t`` (auto-precharge or timeout)."""
+        apply_rules(b, PRE, pre_t)
+        bank[b, B_ROW] = -1
+        bank[b, B_HP0] = 0
+        bank[b, B_HP1] = 0
+        bank[b, B_HP2] = 0
+        chs[c, C_PRE] += 1
+
+    def timeout_close(c, b, t):
+        """Lazily apply the timeout row policy to bank ``b`` as of cycle ``t``."""
+        if bank[b, B_ROW] < 0 or bank[b, B_HP0] + bank[b, B_HP1] + bank[b, B_HP2] > 0:
+            return
+        close_t = bank[b, B_LAST] + par[P_TIMEOUT]
+        if close_t > t:
+            return
+        r = ready(b, PRE)
+        if r > close_t:
+            close_t = r
+        if close_t <= t:
+            close_bank(c, b, close_t)
+
+    def unit_banks(u):
+        if par[P_REFRESH] == REF_ALLBANK:
+            return u * banks_per_unit, (u + 1) * banks_per_unit
+        b0 = u * banks_per_unit + ref[u, U_NEXT_BANK]
+        return b0, b0 + 1
+
+    def do_refresh(u, c, t):
+        """Refresh unit ``u`` now: close its banks at the earliest legal precharge, then block ACT for tRFC."""
+        b0, b1 = unit_banks(u)
+        if par[P_ROWPOL] == ROW_TIMEOUT:
+            # rows that timed out before now were closed then, not by this refresh
+            for b in range(b0, b1):
+                timeout_close(c, b, t)
+        if par[P_REFRESH] == REF_ALLBANK:
+            dur = par[P_RFC]
+            interval = par[P_REFI]
+        else:
+            ref[u, U_NEXT_BANK] = (ref[u, U_NEXT_BANK] + 1) % banks_per_unit
+            dur = par[P_RFCPB]
+            interval = par[P_REFIPB]
+        start = t
+        any_open = False
+        for b in range(b0, b1):
+            if bank[b, B_ROW] >= 0:
+                any_open = True
+                r = ready(b, PRE)
+                if r > start:
+                    start = r
+        ref_t = start + par[P_RP] if any_open else start
+        for b in range(b0, b1):
+            r = nxt[nob[b, L_BK], ACT]  # tRC / tRP of earlier commands still hold for REF
+            if r > ref_t:
+                ref_t = r
+        end = ref_t + dur
+        for b in range(b0, b1):
+            bank[b, B_ROW] = -1
+            bank[b, B_HP0] = 0
+            bank[b, B_HP1] = 0
+            bank[b, B_HP2] = 0
+            node = nob[b, L_BK]
+            if nxt[node, ACT] < end:
+                nxt[node, ACT] = end
+        if any_open:
+            chs[c, C_PRE] += 1
+        chs[c, C_REF] += 1
+        S[S_REF_CYCLES] += end - t
+        ref[u, U_DUE] += interval
+        ref[u, U_PENDING] = 0
+
+    def update_write_mode(c):
+        """Enter write-drain mode above the high watermark (or when no read waits); leave it below the low one."""
+        rl = qlen[Q_READ, c]
+        wl = qlen[Q_WRITE, c]
+        if chs[c, C_WMODE] != 0:
+            if wl == 0 or (wl < par[P_WLO] and rl > 0):
+                chs[c, C_WMODE] = 0
+        elif wl > 0 and (wl > par[P_WHI] or rl == 0):
+            chs[c, C_WMODE] = 1
+
+    def link(c, qq, e):
+        """Append pool entry ``e`` to its bank's list of queue ``qq``."""
+        b = ent[c, e, F_BANK]
+        tail = lists[b, 3 * qq + 1]
+        ent[c, e, F_NEXT] = -1
+        ent[c, e, F_PREV] = tail
+        if tail >= 0:
+            ent[c, tail, F_NEXT] = e
+        else:
+            lists[b, 3 * qq] = e
+            # the bank gets its first entry in this queue: enter the channel's list of banks with entries
+            k = nab[c, qq]
+            abk[c, qq, k] = b
+            lists[b, 9 + qq] = k
+            nab[c, qq] = k + 1
+        lists[b, 3 * qq + 1] = e
+        lists[b, 3 * qq + 2] += 1
+        qlen[qq, c] += 1
+        gt = nab[c, 6 + qq]
+        ent[c, e, F_GNEXT] = -1
+        ent[c, e, F_GPREV] = gt
+        if gt >= 0:
+            ent[c, gt, F_GNEXT] = e
+        else:
+            nab[c, 3 + qq] = e
+        nab[c, 6 + qq] = e
+
+    def unlink(c, qq, e):
+        b = ent[c, e, F_BANK]
+        nx = ent[c, e, F_NEXT]
+        pv = ent[c, e, F_PREV]
+        if pv >= 0:
+            ent[c, pv, F_NEXT] = nx
+        else:
+            lists[b, 3 * qq] = nx
+        if nx >= 0:
+            ent[c, nx, F_PREV] = pv
+        else:
+            lists[b, 3 * qq + 1] = pv
+        lists[b, 3 * qq + 2] -= 1
+        qlen[qq, c] -= 1
+        gn = ent[c, e, F_GNEXT]
+        gp = ent[c, e, F_GPREV]
+        if gp >= 0:
+            ent[c, gp, F_GNEXT] = gn
+        else:
+            nab[c, 3 + qq] = gn
+        if gn >= 0:
+            ent[c, gn, F_GPREV] = gp
+        else:
+            nab[c, 6 + qq] = gp
+        if lists[b, 3 * qq + 2] == 0:
+            k = lists[b, 9 + qq]
+            last = nab[c, qq] - 1
+            ob = abk[c, qq, last]
+            abk[c, qq, k] = ob
+            lists[ob, 9 + qq] = k
+            nab[c, qq] = last
+
+    def count_hits(c, qq, b, row):
+        n = 0
+        e = lists[b, 3 * qq]
+        while e >= 0:
+            if ent[c, e, F_ROW] == row:
+                n += 1
+            e = ent[c, e, F_NEXT]
+        return n
+
+    def cmd_ready(b, cmd):
+        r = ready(b, cmd)
+        if cmd == ACT:
+            rk = nob[b, L_RK] - lvl_base[L_RK]
+            fw = faw[rk, faw_pos[rk]] + par[P_FAW]
+            if fw > r:
+                r = fw
+        return r
+
+    def memo_ready(b, cmd, scan):
+        """``cmd_ready``, computed once per bank and command in one scheduling scan."""
+        if lists[b, L_MEMO_STAMP + cmd] == scan:
+            return lists[b, L_MEMO_VAL + cmd]
+        r = cmd_ready(b, cmd)
+        lists[b, L_MEMO_STAMP + cmd] = scan
+        lists[b, L_MEMO_VAL + cmd] = r
+        return r
+
+    def issue_col(c, qq, e, t):
+        b = ent[c, e, F_BANK]
+        w = ent[c, e, F_WRITE]
+        apply_rules(b, RD + w, t)
+        flags = ent[c, e, F_FLAGS]
+        if flags & FLAG_PRE:
+            chs[c, C_CONF] += 1
+        elif flags & FLAG_ACT:
+            chs[c, C_MISS] += 1
+        else:
+            chs[c, C_HIT] += 1
+        chs[c, C_RD + w] += 1
+        bank[b, B_HP0 + qq] -= 1
+        bank[b, B_STREAK] += 1
+        bank[b, B_LAST] = t
+        bank_stats[b, 1] += 1
+        slot = ent[c, e, F_SLOT]
+        if w == 0:
+            fifo_mask = fifo.shape[0] - 1
+            tl = S[S_FIFO_TAIL]
+            fifo[tl & fifo_mask, 0] = t + par[P_CL] + par[P_BURST]
+            fifo[tl & fifo_mask, 1] = slot
+            S[S_FIFO_TAIL] = tl + 1
+        else:
+            tx_done(slot, t)
+        unlink(c, qq, e)
+        freel[c, chs[c, C_NFREE]] = e
+        chs[c, C_NFREE] += 1
+        S[S_QUEUED] -= 1
+        if qq != Q_CMD or par[P_BQD] > 0:
+            S[S_FREED] = 1
+        if par[P_ROWPOL] == ROW_CLOSED and bank[b, B_HP0] + bank[b, B_HP1] + bank[b, B_HP2] == 0:
+            pre_t = ready(b, PRE)
+            if pre_t < t:
+                pre_t = t
+            close_bank(c, b, pre_t)
+
+    def issue_row(c, qq, e, cmd, t):
+        b = ent[c, e, F_BANK]
+        if cmd == ACT:
+            row = ent[c, e, F_ROW]
+            apply_rules(b, ACT, t)
+            rk = nob[b, L_RK] - lvl_base[L_RK]
+            faw[rk, faw_pos[rk]] = t
+            faw_pos[rk] = (faw_pos[rk] + 1) & 3
+            bank[b, B_ROW] = row
+            bank[b, B_LAST] = t
+            bank[b, B_STREAK] = 0
+            ent[c, e, F_FLAGS] |= FLAG_ACT
+            chs[c, C_ACT] += 1
+            bank_stats[b, 0] += 1
+            if par[P_ACTBUF] > 0 and qq != Q_CMD and qlen[Q_CMD, c] < par[P_ACTBUF]:
+                # Ramulator 2: an activated request leaves the read/write buffer for the active buffer
+                unlink(c, qq, e)
+                ent[c, e, F_SEQ] = S[S_SEQ]
+                S[S_SEQ] += 1
+                link(c, Q_CMD, e)
+                S[S_FREED] = 1
+            bank[b, B_HP0] = count_hits(c, 0, b, row)
+            bank[b, B_HP1] = count_hits(c, 1, b, row)
+            bank[b, B_HP2] = count_hits(c, 2, b, row)
+        else:
+            apply_rules(b, PRE, t)
+            bank[b, B_ROW] = -1
+            bank[b, B_HP0] = 0
+            bank[b, B_HP1] = 0
+            bank[b, B_HP2] = 0
+            ent[c, e, F_FLAGS] |= FLAG_PRE
+            chs[c, C_PRE] += 1
+
+    def schedule(c, t):
+        """One controller decision for channel ``c`` at cycle ``t``. Returns the cycle to look again.
+
+        Requests of one bank share the bank's state, so each bank offers at most a few candidates: its oldest
+        row hit of each kind (read, write) and its oldest request that needs the row changed. Candidates are
+        ranked by their queue order (``F_SEQ``), which is what a scan of the whole queue would see.
+        """
+        sched = par[P_SCHED]
+        sep = par[P_SEPBUS] != 0
+        ab = par[P_ACTBUF] > 0
+        bq = par[P_BQD] > 0
+        cap = par[P_CAP]
+        rowpol = par[P_ROWPOL]
+        mn = INF
+        # ---- refresh waiting for this channel
+        ref_block = False
+        for u in range(c * units_per_ch, (c + 1) * units_per_ch):
+            if ref[u, U_PENDING] == 0:
+                continue
+            if ab:
+                b0, b1 = unit_banks(u)
+                busy = 0
+                for b in range(b0, b1):
+                    busy += lists[b, 3 * Q_CMD + 2]
+                if busy > 0:  # Ramulator 2 lets activated requests finish, and nothing else starts
+                    ref_block = True
+                    continue
+            do_refresh(u, c, t)
+        if not ab:
+            update_write_mode(c)
+        qi = chs[c, C_WMODE]
+        col_q = -1
+        col_e = -1
+        row_q = -1
+        row_e = -1
+        row_cmd = -1
+        S[S_SCAN_ID] += 1
+        scan = S[S_SCAN_ID]
+        if bq:
+            # DRAMSim3: per-bank command queues, visited round robin; in each, the first ready command.
+            # A precharge is only considered at the head of its queue, and only when no queued request
+            # still hits the open row or the row has served ``cap`` hits already.
+            rr = chs[c, C_RR]
+            c0 = c * banks_per_ch
+            for k in range(banks_per_ch):
+                lb = (rr + k) % banks_per_ch
+                b = c0 + lb
+                h = lists[b, 3 * Q_CMD]
+                if h < 0:
+                    continue
+                if rowpol == ROW_TIMEOUT:
+                    timeout_close(c, b, t)
+                orow = bank[b, B_ROW]
+                ec = -1
+                er = -1
+                ecmd = -1
+                if orow >= 0 and bank[b, B_HP2] > 0:
+                    e = h
+                    while e >= 0:
+                        if ent[c, e, F_ROW] == orow:
+                            cmd = RD + ent[c, e, F_WRITE]
+                            r = memo_ready(b, cmd, scan)
+                            if r <= t:
+                                ec = e
+                                break
+                            if r < mn:
+                                mn = r
+                        e = ent[c, e, F_NEXT]
+                if ent[c, h, F_ROW] != orow:
+                    cmd = ACT if orow < 0 else PRE
+                    if cmd == ACT or bank[b, B_HP2] == 0 or (cap > 0 and bank[b, B_STREAK] >= cap):
+                        r = memo_ready(b, cmd, scan)
+                        if r <= t:
+                            er = h
+                            ecmd = cmd
+                        elif r < mn:
+                            mn = r
+                if sep:
+                    if col_e < 0 and ec >= 0:
+                        col_q, col_e = Q_CMD, ec
+                    if row_e < 0 and er >= 0:
+                        row_q, row_e, row_cmd = Q_CMD, er, ecmd
+                    if col_e >= 0 and row_e >= 0:
+                        break
+                elif ec >= 0 or er >= 0:
+                    if ec >= 0 and (er < 0 or ent[c, ec, F_SEQ] < ent[c, er, F_SEQ]):
+                        col_q, col_e = Q_CMD, ec
+                    else:
+                        row_q, row_e, row_cmd = Q_CMD, er, ecmd
+                    chs[c, C_RR] = (lb + 1) % banks_per_ch
+                    break
+        else:
+            found = False
+            if ab:
+                # Ramulator 2: requests that already activated their row are served first (oldest ready)
+                e = nab[c, 3 + Q_CMD]
+                while e >= 0:
+                    b = ent[c, e, F_BANK]
+                    orow = bank[b, B_ROW]
+                    if orow == ent[c, e, F_ROW]:
+                        cmd = RD + ent[c, e, F_WRITE]
+                    elif orow < 0:
+                        cmd = ACT  # refresh closed the row under an activated request: activate again
+                    else:
+                        e = ent[c, e, F_GNEXT]
+                        continue
+                    # readiness written out here and below: an inlined helper taking arrays costs
+                    # reference-count updates on every call, which dominated the scan
+                    r = memo_ready(b, cmd, scan)
+                    if r <= t:
+                        if cmd >= RD:
+                            if col_e < 0:
+                                col_q, col_e = Q_CMD, e
+                        elif row_e < 0:
+                            row_q, row_e, row_cmd = Q_CMD, e, cmd
+                        if not sep or (col_e >= 0 and row_e >= 0):
+                            break
+                    elif r < mn:
+                        mn = r
+                    e = ent[c, e, F_GNEXT]
+                found = col_e >= 0 or row_e >= 0
+                if not found:
+                    # Ramulator 2 revisits the read/write mode only when no activated request was ready
+                    update_write_mode(c)
+                    qi = chs[c, C_WMODE]
+            if not ref_block and (not found or (sep and (col_e < 0 or row_e < 0))):
+                e = nab[c, 3 + qi]
+                while e >= 0:
+                    nx = ent[c, e, F_GNEXT]
+                    b = ent[c, e, F_BANK]
+                    if rowpol == ROW_TIMEOUT:
+                        timeout_close(c, b, t)
+                    orow = bank[b, B_ROW]
+                    if orow == ent[c, e, F_ROW]:
+                        cmd = RD + qi
+                        if cap > 0 and bank[b, B_STREAK] >= cap and lists[b, L_MISS_SCAN] == scan:
+                            e = nx  # FR-FCFS cap: an older miss to this bank has waited long enough
+                            continue
+                        if sep and col_e >= 0:
+                            e = nx
+                            continue
+                    else:
+                        lists[b, L_MISS_SCAN] = scan
+                        if sep and row_e >= 0:
+                            e = nx
+                            continue
+                        if orow < 0:
+                            cmd = ACT
+                        else:
+                            cmd = PRE
+                            if ab and lists[b, 3 * Q_CMD + 2] > 0:
+                                e = nx  # never close a row an activated request is waiting for
+                                continue
+                            if par[P_GUARD] != 0 and bank[b, B_HP0 + qi] > 0 and \
+                                    not (cap > 0 and bank[b, B_STREAK] >= cap):
+                                e = nx
+                                continue
+                    r = memo_ready(b, cmd, scan)
+                    if r <= t:
+                        if cmd >= RD:
+                            if col_e < 0:
+                                col_q, col_e = qi, e
+                        elif row_e < 0:
+                            row_q, row_e, row_cmd = qi, e, cmd
+                        if sep:
+                            if col_e >= 0 and row_e >= 0:
+                                break
+                        elif sched == SCHED_FIRST_READY or col_e >= 0:
+                            break
+                    elif r < mn:
+                        mn = r
+                    if sched == SCHED_FCFS:
+                        break
+                    e = nx
+        issued = False
+        if col_e >= 0:
+            cb = ent[c, col_e, F_BANK]
+            issue_col(c, col_q, col_e, t)
+            issued = True
+            if row_e >= 0 and sep:
+                # the column command may have changed what the row candidate needs
+                rb = ent[c, row_e, F_BANK]
+                if rb == cb:
+                    orow = bank[rb, B_ROW]
+                    now = RD + ent[c, row_e, F_WRITE] if orow == ent[c, row_e, F_ROW] else (ACT if orow < 0 else PRE)
+                    if now != row_cmd:
+                        row_e = -1
+                    elif cmd_ready(rb, row_cmd) > t:
+                        row_e = -1
+        if row_e >= 0 and (sep or not issued):
+            issue_row(c, row_q, row_e, row_cmd, t)
+            issued = True
+        if bq:
+            # move the oldest transaction whose bank queue has room (after issuing, as DRAMSim3 does)
+            src = qi
+            best = -1
+            best_seq = INF
+            for k in range(nab[c, src]):
+                b = abk[c, src, k]
+                if lists[b, 3 * Q_CMD + 2] < par[P_BQD]:
+                    h = lists[b, 3 * src]
+                    if ent[c, h, F_SEQ] < best_seq:
+                        best_seq = ent[c, h, F_SEQ]
+                        best = h
+            if best >= 0:
+                b = ent[c, best, F_BANK]
+                unlink(c, src, best)
+                ent[c, best, F_SEQ] = S[S_SEQ]
+                S[S_SEQ] += 1
+                link(c, Q_CMD, best)
+                if bank[b, B_ROW] == ent[c, best, F_ROW]:
+                    bank[b, B_HP0 + src] -= 1
+                    bank[b, B_HP2] += 1
+                S[S_FREED] = 1
+                issued = True
+        if issued:
+            return t + 1
+        return mn
+
+
     i = 0
     t = S[S_T]
     while True:
@@ -730,7 +651,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             h = S[S_FIFO_HEAD] & fifo_mask
             if fifo[h, 0] >= t:
                 break
-            _tx_done(S, ring, hist, out_done, fifo[h, 1], fifo[h, 0])
+            tx_done(fifo[h, 1], fifo[h, 0])
             S[S_FIFO_HEAD] += 1
         # ---- 2. front end: accept requests in order until one is refused
         S[S_FE_BLOCK] = FE_NONE
@@ -796,10 +717,10 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                             j = ent[c, j, F_NEXT]
                     if hit_wq:
                         chs[c, C_FWD] += 1
-                        _tx_done(S, ring, hist, out_done, slot, t)
+                        tx_done(slot, t)
                         continue
                 if par[P_ROWPOL] == ROW_TIMEOUT:
-                    _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, c, b, t)
+                    timeout_close(c, b, t)
                 chs[c, C_NFREE] -= 1
                 e = freel[c, chs[c, C_NFREE]]
                 ent[c, e, F_BANK] = b
@@ -810,14 +731,14 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 ent[c, e, F_WRITE] = w
                 ent[c, e, F_SEQ] = S[S_SEQ]
                 S[S_SEQ] += 1
-                _link(ent, lists, abk, nab, qlen, c, w, e)
+                link(c, w, e)
                 S[S_QUEUED] += 1
                 if bank[b, B_ROW] == row:
                     bank[b, B_HP0 + w] += 1
                 chs[c, C_WAKE] = t
             if posted and ring[slot, R_REMAIN] > 0:
                 ring[slot, R_REMAIN] = 1
-                _tx_done(S, ring, hist, out_done, slot, t)
+                tx_done(slot, t)
             i += 1
         if i >= n_req and not final:
             break  # the next chunk's requests are offered in this same cycle, before anything else happens
@@ -840,9 +761,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             pend_before = 0
             for u in range(c * units_per_ch, (c + 1) * units_per_ch):
                 pend_before += ref[u, U_PENDING]
-            chs[c, C_WAKE] = _schedule(par, rules, nob, lvl_base, lvl_fan, S, nxt, faw, faw_pos, bank, ent,
-                                       lists, abk, nab, qlen, freel, chs, ref, ring, fifo, hist, out_done,
-                                       bank_stats, c, t, units_per_ch, banks_per_unit, banks_per_ch)
+            chs[c, C_WAKE] = schedule(c, t)
             pend_after = 0
             for u in range(c * units_per_ch, (c + 1) * units_per_ch):
                 pend_after += ref[u, U_PENDING]
@@ -863,7 +782,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             if par[P_ROWPOL] == ROW_TIMEOUT:
                 # count the precharges of rows that timed out (before now) after the last look at their bank
                 for b in range(bank.shape[0]):
-                    _timeout_close(par, nxt, nob, lvl_base, lvl_fan, rules, bank, chs, b // banks_per_ch, b, t)
+                    timeout_close(b // banks_per_ch, b, t)
             break
         # ---- 6. next event time
         nt = INF
