@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
@@ -102,8 +103,9 @@ class CompiledPim:
         return [f"{CMD_NAMES[p]}->{CMD_NAMES[n]} @{LEVEL_NAMES[lv]}: {c} nCK" for p, n, lv, c in self.rules.tolist()]
 
 
+@lru_cache(maxsize=256)
 def compile_pim(cfg: PimConfig, dtype: str) -> CompiledPim:
-    """Compile the rule table of ``cfg`` for elements of ``dtype``."""
+    """Compile the rule table of ``cfg`` for elements of ``dtype`` (cached; treat the arrays as read-only)."""
     mem = cfg.memory
     t = mem.timing
     org = mem.organization

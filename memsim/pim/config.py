@@ -146,8 +146,11 @@ class PimConfig:
 
     @property
     def internal_bandwidth_bytes_per_s(self) -> float:
-        """Peak bytes/s the units read from their banks: units x column / max(tCCD_AB, compute time)."""
-        return self.n_pcs * self.units_per_pc * self.column_bytes / (self.mac_interval_ps() * 1e-12)
+        """Peak bytes/s the units can read from their banks: units x column / tCCD_AB (memory side only;
+        the compute rate is a separate bound, see :meth:`mac_interval_ps`)."""
+        tck = self.memory.timing.t_ck_ps
+        t_ccd = -(-self.timing.t_ccd_ab_ps // tck) * tck
+        return self.n_pcs * self.units_per_pc * self.column_bytes / (t_ccd * 1e-12)
 
     def mac_interval_ps(self, dtype: str | None = None) -> int:
         """Time between MAC_AB commands in ps: tCCD_AB, or the units' compute time if longer."""
