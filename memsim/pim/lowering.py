@@ -198,6 +198,7 @@ def _gemv_pc(cfg: PimConfig, s: _Stream, dtype: str, rows: int, cols: int, layou
 
 def _assemble(streams: list[_Stream], extra_adds: int, macs: int, reduction: str, adds: list[int]) -> Program:
     classes: dict[tuple, int] = {}
+    by_id: dict[int, int] = {}
     reps: list[_Stream] = []
     mult: list[int] = []
     add_total = extra_adds
@@ -205,13 +206,14 @@ def _assemble(streams: list[_Stream], extra_adds: int, macs: int, reduction: str
         add_total += a
         if not s.runs:
             continue
-        key = s.key()
-        if key in classes:
-            mult[classes[key]] += 1
-        else:
-            classes[key] = len(reps)
-            reps.append(s)
-            mult.append(1)
+        if id(s) not in by_id:  # the content key is computed once per distinct stream object
+            key = s.key()
+            if key not in classes:
+                classes[key] = len(reps)
+                reps.append(s)
+                mult.append(0)
+            by_id[id(s)] = classes[key]
+        mult[by_id[id(s)]] += 1
     runs = [np.array(s.runs, dtype=np.int64).reshape(-1, 6) for s in reps]
     starts = [0]
     for r in runs:
@@ -260,33 +262,42 @@ def lower_gemv(cfg: PimConfig, rows: int, cols: int, *, dtype: str, layout: str 
     if reduction not in REDUCTIONS:
         raise MemsimError(f"unknown reduction {reduction!r}; known: {', '.join(REDUCTIONS)}")
     P = cfg.n_pcs
-    streams = [_begin(cfg) for _ in range(P)]
-    adds = [0] * P
+    # the sub-GEMVs (rows, cols) each PC computes, in order; PCs with the same list share one stream
+    specs: list[list[tuple[int, int]]] = [[] for _ in range(P)]
     extra = 0
-    used = reduction
     if heads >= P:
         for pc, nh in enumerate(_split(heads, P)):
-            for _ in range(nh):
-                a, used = _gemv_pc(cfg, streams[pc], dtype, rows, cols, layout, reduction)
-                adds[pc] += a
+            specs[pc] = [(rows, cols)] * nh
     else:
         group = P // heads
         for h in range(heads):
             pcs = range(h * group, (h + 1) * group)
             if layout == "colsplit":
                 for pc, c in zip(pcs, _split(cols, group)):
-                    a, used = _gemv_pc(cfg, streams[pc], dtype, rows, c, layout, reduction)
-                    adds[pc] += a
+                    specs[pc].append((rows, c))
                 extra += rows * (min(group, cols) - 1)  # the host adds the PCs' partial sums
             else:
                 for pc, r in zip(pcs, _split(rows, group)):
-                    a, used = _gemv_pc(cfg, streams[pc], dtype, r, cols, layout, reduction)
-                    adds[pc] += a
-    for s in streams:
-        if len(s.runs) > cfg.modes.enter_switches + (cfg.modes.program_writes > 0):
-            _end(cfg, s)
-        else:
-            s.runs = []
+                    specs[pc].append((r, cols))
+    lowered: dict[tuple, tuple[_Stream, int, str]] = {}
+    streams, adds = [], []
+    used = reduction
+    for spec in specs:
+        key = tuple(spec)
+        if key not in lowered:
+            s = _begin(cfg)
+            a_total = 0
+            for r, c in spec:
+                a, used = _gemv_pc(cfg, s, dtype, r, c, layout, reduction)
+                a_total += a
+            if any(r > 0 and c > 0 for r, c in spec):
+                _end(cfg, s)
+            else:
+                s.runs = []
+            lowered[key] = (s, a_total, used)
+        s, a_total, used = lowered[key]
+        streams.append(s)
+        adds.append(a_total)
     return _assemble(streams, extra, heads * rows * cols, used, adds)
 
 
@@ -305,8 +316,13 @@ def lower_elementwise(cfg: PimConfig, n: int, *, op: str, dtype: str, layout: st
     P, nb = cfg.n_pcs, cfg.banks_per_pc
     n_ops = 3 if op != "relu" else 2  # operands that live in a bank: a, (b,) y
     streams = []
+    done: dict[int, _Stream] = {}
     for per_pc in _split(n, P):
+        if per_pc in done:
+            streams.append(done[per_pc])
+            continue
         s = _begin(cfg)
+        done[per_pc] = s
         if per_pc == 0:
             s.runs = []
             streams.append(s)
