@@ -86,3 +86,12 @@ def test_cli_through_register(tmp_path, capsys):
     args = p.parse_args(["compare", "--list"])
     assert args.func(args) == 0
     assert "attacc_like.yaml" in capsys.readouterr().out
+
+
+def test_config_replaces_a_policy_default():
+    t = compare("gpt2", policies=["hbm-baseline"], overrides=OV, configs={"hbm-baseline": "t4_gddr6.yaml"})
+    r = t.iloc[0]
+    assert r["status"] == "ok" and r["hw_config"] == "hw_configs/t4_gddr6.yaml" and r["system"] == "t4-gddr6"
+    assert r["bytes_per_step_gddr"] > 0
+    with pytest.raises(MemsimError, match="unknown policy 'x'"):
+        compare("gpt2", policies=["hbm-baseline"], configs={"x": "t4_gddr6.yaml"})

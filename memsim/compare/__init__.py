@@ -51,10 +51,11 @@ def hw_path(name: str) -> str:
 
 
 def compare(workload: str, *, policies: Sequence[str] | None = None, fidelity: str = "analytical",
-            overrides: Mapping[str, Any] | None = None,
+            overrides: Mapping[str, Any] | None = None, configs: Mapping[str, str] | None = None,
             progress: Callable[[str, str], None] | None = None) -> pd.DataFrame:
     """One row per policy (see the module docstring). ``overrides`` (``workload.batch`` ...) apply to every run
-    after the table's own; ``progress(policy, message)`` is called after each run."""
+    after the table's own; ``configs`` replaces the default config of some policies (policy -> a hardware YAML
+path, or a file name in hw_configs/); ``progress(policy, message)`` is called after each run."""
     import time
 
     from memsim.policies import known_policies
@@ -67,14 +68,24 @@ def compare(workload: str, *, policies: Sequence[str] | None = None, fidelity: s
         extra = [p for p in unknown if p in reg]
         hint = f" ({', '.join(extra)} registered but without a default config here)" if extra else ""
         raise MemsimError(f"unknown policy {unknown[0]!r} for compare{hint}; known: {', '.join(DEFAULTS)}")
+    bad = [p for p in (configs or {}) if p not in DEFAULTS]
+    if bad:
+        raise MemsimError(f"--config names unknown policy {bad[0]!r}; known: {', '.join(DEFAULTS)}")
     rows = []
     for name in names:
         hw, wl_over = DEFAULTS[name]
+        given = (configs or {}).get(name)
+        if given is not None and not Path(given).exists() and Path(hw_path(given)).exists():
+            given = hw_path(given)
+        path = given if given is not None else hw_path(hw)
+        label = str(given) if given is not None else f"hw_configs/{hw}"
+        if given is not None and Path(given).resolve().parent == Path(hw_path(hw)).resolve().parent:
+            label = f"hw_configs/{Path(given).name}"
         ov = {**{f"workload.{k}": v for k, v in wl_over.items()}, **dict(overrides or {})}
-        row: dict[str, Any] = {"policy": name, "hw_config": f"hw_configs/{hw}", "fidelity": fidelity}
+        row: dict[str, Any] = {"policy": name, "hw_config": label, "fidelity": fidelity}
         t0 = time.perf_counter()
         try:
-            res = run_point(hw_path(hw), workload, policy=name, fidelity=fidelity, overrides=ov)
+            res = run_point(path, workload, policy=name, fidelity=fidelity, overrides=ov)
         except MemsimError as exc:
             row.update(status="skipped", reason=f"{type(exc).__name__}: {exc}")
             row["wall_s"] = time.perf_counter() - t0

@@ -23,15 +23,24 @@ def cmd_compare(args) -> int:
     ov = {f"workload.{k}": v for k, v in (("batch", args.batch), ("prompt_tokens", args.prompt),
                                           ("generated_tokens", args.generated)) if v is not None}
     ov.update(_parse_sets(args.set))
+    configs = {}
+    for item in args.config or []:
+        if "=" not in item:
+            from memsim.errors import MemsimError
+
+            raise MemsimError(f"--config expects POLICY=HW.yaml, got {item!r}")
+        k, v = item.split("=", 1)
+        configs[k.strip()] = v.strip()
 
     def progress(name: str, msg: str) -> None:
         if not args.quiet:
             print(f"  {name:22s} {msg}", file=sys.stderr, flush=True)
 
-    table = compare(args.workload, policies=pols or None, fidelity=args.fidelity, overrides=ov, progress=progress)
+    table = compare(args.workload, policies=pols or None, fidelity=args.fidelity, overrides=ov, configs=configs,
+                    progress=progress)
     stem = Path(args.workload).stem if args.workload.endswith((".yaml", ".yml")) else args.workload
     title = f"policy comparison: {stem} ({args.fidelity})"
-    print(f"memsim compare: {stem}, {args.fidelity} fidelity; each policy on its own default config")
+    print(f"memsim compare: {stem}, {args.fidelity} fidelity; each policy on its own default config" + (" (--config replaces some)" if configs else ""))
     print(format_table(table))
     out = args.out or Path("results") / "compare" / re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
     paths = write(table, out, title=title)
@@ -51,6 +60,9 @@ def register(sub) -> None:
     c.add_argument("--generated", type=int, help="override the generated tokens (decode steps)")
     c.add_argument("--set", action="append", metavar="PATH=VALUE",
                    help="override applied to every run: workload.<key>, policy.<param> or a hardware path")
+    c.add_argument("--config", action="append", metavar="POLICY=HW.yaml",
+                   help="run POLICY on this hardware config instead of its default (a path or a hw_configs/ name; "
+                        "repeatable), e.g. hbm-baseline=attacc_baseline.yaml")
     c.add_argument("--list", action="store_true", help="print the policy -> default config table and exit")
     c.add_argument("--quiet", "-q", action="store_true", help="no per-policy progress on stderr")
     c.set_defaults(func=cmd_compare)
