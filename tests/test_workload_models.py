@@ -30,7 +30,8 @@ PUBLISHED_EXACT = {
     "llama3-8b": 8_030_261_248,
     "mixtral-8x7b": 46_702_792_704,
 }
-PUBLISHED_ROUNDED = {"gpt3-xl": (1.3e9, 0.02)}  # (figure, relative tolerance of the rounded figure)
+# GPT-3 175B: the paper's "175.0B" (Table 2.1), given to one decimal of a billion.
+PUBLISHED_ROUNDED = {"gpt3-xl": (1.3e9, 0.02), "gpt3-175b": (175.0e9, 0.005)}  # (figure, relative tolerance)
 
 
 def test_every_shipped_model_has_a_published_figure():
