@@ -46,10 +46,24 @@ What is simplified
   the accelerator's ops read them from their own memory and ``kv_append`` writes K, V to the PIM tier.
 * Multi-GPU systems are one tensor-parallel unit (see ``memsim/presets/compute/attacc.yaml``).
 
-Validation (:func:`validation_cases`): throughput gain over the same-capacity GPU baseline
-(``hw_configs/attacc_baseline.yaml``, ``hbm-baseline``) on GPT-3 175B at long context, the best point of a
-batch sweep, beside AttAcc's "up to 2.81x" (175B, vs a GPU system with the same memory capacity) and
-NeuPIMs' "up to 3x" (vs GPU-only). Figures from shared/hw_params.md sections 2.4 and 2.5 [S].
+Validation (:func:`validation_cases`), GPT-3 175B at 2,048 tokens per sequence (2,032 + 16), analytical:
+
+* ``gpt3-175b-same-capacity``: decode throughput of ``hw_configs/attacc_like.yaml`` over the same-capacity
+  GPU baseline ``hw_configs/attacc_baseline.yaml`` (the same 8-GPU unit and 40 HBM3 sites, 32 GiB stacks:
+  1,280 GiB, no PIM, ``hbm-baseline``) at the same batch, best of batches 16 / 32 / 64 (64 is the most the
+  640 GiB PIM tier holds), beside AttAcc's "up to 2.81x" (175B, vs a GPU system with the same memory
+  capacity). memsim: 1.30 / 1.54 / 1.90x, a known miss just below the band; the deciding parameter is the
+  missing FC / attention overlap (``gain_ideal_overlap_at_best``, the bound with the two sides overlapped,
+  is reported beside it: 2.68x).
+* ``gpt3-175b-vs-gpu-only``: each system at its best batch that fits, against the same GPUs with only
+  their own 640 GiB of HBM (no PIM stacks; 32 sequences of 2,048 tokens fit beside the weights), beside
+  NeuPIMs' "up to 3x over GPU-only". memsim: 2.61x (batch 64 vs 32).
+
+Band for both: 2.0-3.0x. Both published figures are "up to", the best point of the papers' sweeps over
+models, batch sizes and sequence lengths; memsim sweeps one model at one context over three batches, so
+its best point should lie near or somewhat below them: from about 0.7x AttAcc's 2.81 to NeuPIMs' 3.0.
+Figures from shared/hw_params.md sections 2.4 and 2.5 [S]; energy gains are reported beside AttAcc's 2.67x
+(memsim counts dynamic compute and memory energy only).
 """
 from __future__ import annotations
 
@@ -196,9 +210,14 @@ def _metrics(hw: str, batch: int, model: str, prompt_tokens: int, generated_toke
     ov = {"workload.batch": batch, "workload.prompt_tokens": prompt_tokens,
           "workload.generated_tokens": generated_tokens, **dict(overrides)}
     try:
-        return run_point(_hw(hw), model, fidelity=fidelity, overrides=ov).metrics()
+        res = run_point(_hw(hw), model, fidelity=fidelity, overrides=ov)
     except CapacityError:
         return None
+    m = dict(res.metrics())
+    o = res.ops[res.ops["phase"] == "decode"]
+    for unit, g in o.groupby("unit", sort=True):  # busy time of each unit over the decode steps
+        m[f"busy_s_{unit}"] = float((g["end_ps"] - g["start_ps"]).sum()) * 1e-12
+    return m
 
 
 def gain_point(batch: int, *, model: str = GAIN_SETTING["model"], prompt_tokens: int = GAIN_SETTING["prompt_tokens"],
@@ -209,8 +228,13 @@ def gain_point(batch: int, *, model: str = GAIN_SETTING["model"], prompt_tokens:
     mp, mg = _metrics(hw, batch, *args), _metrics(baseline, batch, *args)
     if mp is None or mg is None:
         raise MemsimError(f"batch {batch} does not fit {'the PIM system' if mp is None else 'the baseline'}")
+    # the bound with the accelerator's and the PIM side's work fully overlapped (sub-batch pipelining, which
+    # the trace's dependencies do not allow): a decode step takes the busier side's time
+    pim_side = sum(v for k, v in mp.items() if k.startswith("busy_s_") and k != "busy_s_gpu")
+    overlap_s = max(mp.get("busy_s_gpu", 0.0), pim_side) / generated_tokens
     return {"batch": batch, "tokens_per_s_pim": mp["tokens_per_s"], "tokens_per_s_gpu": mg["tokens_per_s"],
             "gain": mp["tokens_per_s"] / mg["tokens_per_s"],
+            "gain_ideal_overlap": mg["tpot_s"] / overlap_s,
             "energy_gain": mg["energy_per_token_j"] / mp["energy_per_token_j"],
             "tpot_ms_pim": mp["tpot_s"] * 1e3, "tpot_ms_gpu": mg["tpot_s"] * 1e3}
 
@@ -220,7 +244,7 @@ def _same_capacity_case():
     rows = [gain_point(b) for b in s["batches"]]
     best = max(rows, key=lambda r: r["gain"])
     out = {"throughput_gain_best": best["gain"], "energy_gain_at_best": best["energy_gain"],
-           "best_batch": float(best["batch"])}
+           "best_batch": float(best["batch"]), "gain_ideal_overlap_at_best": best["gain_ideal_overlap"]}
     for r in rows:
         out[f"throughput_gain_b{r['batch']}"] = r["gain"]
     return out
@@ -231,8 +255,8 @@ def _gpu_only_case():
     s = GAIN_SETTING
     args = (s["model"], s["prompt_tokens"], s["generated_tokens"], "analytical")
     pim = {b: _metrics("attacc_like.yaml", b, *args) for b in s["batches"]}
-    gpu = {b: _metrics("attacc_baseline.yaml", b, *args, (("system.tiers.hbm.count", 40),))
-           for b in s["gpu_only_batches"]}
+    gpu_only = (("memory.organization.density_gbit", 16), ("memory.organization.rows", 16384))  # 40 x 16 GiB
+    gpu = {b: _metrics("attacc_baseline.yaml", b, *args, gpu_only) for b in s["gpu_only_batches"]}
     bp = max((b for b, m in pim.items() if m), key=lambda b: pim[b]["tokens_per_s"])
     bg = max((b for b, m in gpu.items() if m), key=lambda b: gpu[b]["tokens_per_s"])
     return {"throughput_gain_max_batch": pim[bp]["tokens_per_s"] / gpu[bg]["tokens_per_s"],
@@ -243,13 +267,13 @@ def _gpu_only_case():
 def validation_cases():
     from memsim.validate.catalogue import Case, Check
 
-    why = ("memsim's best same-capacity gain is set by the KV-to-weight byte ratio a batch can hold: at 2048 tokens "
-           "GPT-3 175B has 4.7 MB of KV per token, so the KV of 64 sequences (619 GB, what the 640 GiB PIM tier "
-           "holds) is 1.8x the weights (350 GB). The same-capacity baseline streams both at 80 stacks' bandwidth "
-           "(53 TB/s), attention-on-pim the weights at 40 stacks' (26.6 TB/s) and the KV at the PIM's rate, "
-           "serially per layer. Deciding parameters: the baseline's HBM bandwidth (80 stacks: same capacity "
-           "means twice the GPU-side stacks), the PIM tier's capacity (batch x context) and the missing "
-           "FC / attention overlap across sub-batches (AttAcc and NeuPIMs pipeline them). Not tuned")
+    why = ("memsim's best same-capacity gain (batch 64, the most the 640 GiB PIM tier holds at 2048 tokens: "
+           "619 GB of KV, 1.8x the 350 GB of weights) is just below the band. The deciding parameter is the "
+           "missing overlap of the GPUs' FC layers with the PIM attention: the trace's dependencies serialise "
+           "them per layer, while AttAcc and NeuPIMs pipeline sub-batches; with the two sides fully "
+           "overlapped the same runs give gain_ideal_overlap_at_best. Second: the PIM op timing splits heads, "
+           "not (sequence, head) pairs, over the 40 stacks (ceil(96 / 40) = 3 heads per stack, 20 % idle). "
+           "Not tuned")
     # band: the two papers' best points (2.81x, 3x) with room below for a single-model, single-context sweep
     band = (2.0, 3.0)
     return [
@@ -258,7 +282,7 @@ def validation_cases():
              checks=(Check("throughput_gain_best", ATTACC_GAIN, 0.0, band=band),
                      Check("energy_gain_at_best", ATTACC_ENERGY_GAIN, 0.0),
                      *(Check(f"throughput_gain_b{b}", 0.0, 0.0) for b in GAIN_SETTING["batches"]),
-                     Check("best_batch", 0.0, 0.0)),
+                     Check("best_batch", 0.0, 0.0), Check("gain_ideal_overlap_at_best", 0.0, 0.0)),
              known_misses={"throughput_gain_best": why}),
         Case(id="policy/attention-on-pim/gpt3-175b-vs-gpu-only", source=ATTACC_SRC, fast=False, run=_gpu_only_case,
              checks=(Check("throughput_gain_max_batch", NEUPIMS_GAIN, 0.0, band=band),
