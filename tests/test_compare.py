@@ -95,3 +95,18 @@ def test_config_replaces_a_policy_default():
     assert r["bytes_per_step_gddr"] > 0
     with pytest.raises(MemsimError, match="unknown policy 'x'"):
         compare("gpt2", policies=["hbm-baseline"], configs={"x": "t4_gddr6.yaml"})
+
+
+def test_policy_scoped_override():
+    pols = ["hbm-baseline", "attention-on-pim"]
+    t = compare("gpt2", policies=pols, overrides={**OV, "attention-on-pim:policy.prefill_attention": True})
+    assert list(t["status"]) == ["ok", "ok"]  # hbm-baseline has no such parameter: the override is not given to it
+    plain = compare("gpt2", policies=pols, overrides=OV).set_index("policy")
+    scoped = t.set_index("policy")
+    assert scoped.loc["attention-on-pim", "ttft_s"] != plain.loc["attention-on-pim", "ttft_s"]  # prefill on PIM
+    assert scoped.loc["hbm-baseline", "ttft_s"] == plain.loc["hbm-baseline", "ttft_s"]
+    everywhere = compare("gpt2", policies=pols, overrides={**OV, "policy.prefill_attention": True})
+    r = everywhere.set_index("policy").loc["hbm-baseline"]
+    assert r["status"] == "skipped" and "prefill_attention" in r["reason"]
+    with pytest.raises(MemsimError, match="unknown policy 'nope'"):
+        compare("gpt2", policies=["hbm-baseline"], overrides={"nope:policy.x": 1})

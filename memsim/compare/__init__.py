@@ -71,6 +71,10 @@ path, or a file name in hw_configs/); ``progress(policy, message)`` is called af
     bad = [p for p in (configs or {}) if p not in DEFAULTS]
     if bad:
         raise MemsimError(f"--config names unknown policy {bad[0]!r}; known: {', '.join(DEFAULTS)}")
+    scoped = [k.split(":", 1)[0] for k in (overrides or {}) if ":" in k]
+    bad = [p for p in scoped if p not in DEFAULTS]
+    if bad:
+        raise MemsimError(f"override for unknown policy {bad[0]!r}; known: {', '.join(DEFAULTS)}")
     rows = []
     for name in names:
         hw, wl_over = DEFAULTS[name]
@@ -81,7 +85,9 @@ path, or a file name in hw_configs/); ``progress(policy, message)`` is called af
         label = str(given) if given is not None else f"hw_configs/{hw}"
         if given is not None and Path(given).resolve().parent == Path(hw_path(hw)).resolve().parent:
             label = f"hw_configs/{Path(given).name}"
-        ov = {**{f"workload.{k}": v for k, v in wl_over.items()}, **dict(overrides or {})}
+        ov = {**{f"workload.{k}": v for k, v in wl_over.items()},
+              **{k: v for k, v in (overrides or {}).items() if ":" not in k},
+              **{k.split(":", 1)[1]: v for k, v in (overrides or {}).items() if k.split(":", 1)[0] == name and ":" in k}}
         row: dict[str, Any] = {"policy": name, "hw_config": label, "fidelity": fidelity}
         t0 = time.perf_counter()
         try:

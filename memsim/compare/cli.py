@@ -59,7 +59,8 @@ def register(sub) -> None:
     c.add_argument("--prompt", type=int, help="override the prompt length (tokens)")
     c.add_argument("--generated", type=int, help="override the generated tokens (decode steps)")
     c.add_argument("--set", action="append", metavar="PATH=VALUE",
-                   help="override applied to every run: workload.<key>, policy.<param> or a hardware path")
+                   help="override applied to every run: workload.<key>, policy.<param> or a hardware path; "
+                        "POLICY:PATH=VALUE applies to that policy only (flash-windowing:policy.sparsity=0.9)")
     c.add_argument("--config", action="append", metavar="POLICY=HW.yaml",
                    help="run POLICY on this hardware config instead of its default (a path or a hw_configs/ name; "
                         "repeatable), e.g. hbm-baseline=attacc_baseline.yaml")
