@@ -6,7 +6,11 @@ token and the bytes each tier moves per decode step (one column per tier name fo
 ``bytes_per_step_<tier>``, NaN where a config has no such tier). A policy whose config cannot run the
 model (it does not fit a tier, the policy's check rejects the system, the model's shape does not suit
 the device) is kept as a row with ``status`` ``skipped`` and the reason. :func:`write` stores the table
-as CSV and Parquet and draws the figures (PNG).
+as CSV and Parquet and draws the figures (PNG): ``compare.png`` (TTFT, TPOT, tokens/s, energy/token, one bar
+per policy; log axes where the bars span over 30x) and ``compare_bytes.png`` (GB per decode step on each
+tier a policy uses). ``configs`` replaces a policy's default config (``hbm-baseline`` on
+``attacc_baseline.yaml`` for the 175B comparison); an override key ``POLICY:path`` applies to that
+policy's run only (``flash-windowing:policy.sparsity``), a plain key to every run.
 
 What is simplified: each policy runs on a different system (its paper's setting), so the table compares
 policy + system pairs, not policies on one machine; rows are as good as the individual policies' models
