@@ -31,6 +31,7 @@ from typing import Any
 from memsim import units
 from memsim.config.loader import (
     PRESET_PACKAGE,
+    _memory_from_node,
     _bool,
     _choice,
     _count,
@@ -71,6 +72,9 @@ join = _join
 show = _show
 wrap = _wrap  # wrap(plain_value, file, path) -> Node
 read_yaml_file = _read_yaml_file
+#: memory_block(node) -> DramConfig: a ``memory:``-style block (preset + overrides), for device kinds
+#: that sit in a DRAM device (PIM) or tiers that name a DRAM preset
+memory_block = _memory_from_node
 
 
 def duration(*, positive: bool = False) -> Parser:

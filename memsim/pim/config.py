@@ -264,7 +264,7 @@ def parse_section(block: yt.Node, root: yt.Node) -> PimConfig:
     ConfigError
         Naming the file and YAML path of any unknown, missing, malformed or impossible value.
     """
-    from memsim.config.loader import _memory_from_node  # the DRAM loader's memory-block parser
+    memory_block = yt.memory_block  # the DRAM loader's memory-block parser
 
     lib = library()
     name, layers = yt.resolve_preset(lib, block, allowed=_BLOCK_KEYS, what="a PIM device")
@@ -289,9 +289,9 @@ def parse_section(block: yt.Node, root: yt.Node) -> PimConfig:
         if top is None:
             raise mem_node.error("'memory: shared' puts the PIM units into the file's top-level 'memory:' "
                                  "device, but this file has no 'memory:' block")
-        memory = _memory_from_node(top)
+        memory = memory_block(top)
     elif isinstance(mem_node.value, dict):
-        memory = _memory_from_node(mem_node)
+        memory = memory_block(mem_node)
     else:
         raise mem_node.error(f"expected a memory block like {{preset: HBM2_2000, ...}} or 'shared' (the "
                              f"file's top-level memory), got {yt.show(mem_node.value)}")

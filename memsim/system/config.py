@@ -30,7 +30,7 @@ from typing import Any
 
 from memsim import units
 from memsim.config import yamltree as yt
-from memsim.config.loader import _memory_from_node
+from memsim.config.yamltree import memory_block as _memory_from_node
 from memsim.config.schema import DramConfig
 from memsim.errors import ConfigError
 
