@@ -293,6 +293,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "memsim.system.cli",
     "memsim.sweep.cli",
     "memsim.plots.cli",
+    "memsim.compare.cli",
 )
 
 

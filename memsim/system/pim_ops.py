@@ -5,9 +5,10 @@ op kind         PIM operator (per device of the tier; ``count`` devices work in 
 ==============  ===================================================================================
 gemm, lm_head   ``m`` GEMVs ``(n x k) . x`` one after another (one per activation row: batch x tokens),
                 the ``n`` output rows split evenly over the tier's devices (weights stationary)
-attn_score      ``batch x m`` score GEMVs over ``n`` keys of ``k`` elements for ``heads`` heads, the heads
-                split evenly over the devices (K resident in PIM)
-attn_av         ``batch x m`` P.V GEMVs, ``k`` keys by ``n`` = head_dim per head, heads split as above
+attn_score      score GEMVs over ``n`` keys of ``k`` elements: every (sequence, head) pair of the batch is an
+                independent GEMV with its own K, so the ``batch x heads`` pairs are spread evenly over the
+                devices (AttAcc maps requests and heads to stacks), one round per query token ``m``
+attn_av         P.V GEMVs, ``k`` keys by ``n`` = head_dim, (sequence, head) pairs spread as above
 elementwise     an element-wise add of ``m x n`` elements split over the devices (operands in the banks)
 ==============  ===================================================================================
 
@@ -36,11 +37,11 @@ def _result(cfg, kind: str, m: int, n: int, k: int, batch: int, heads: int, coun
     if kind in ("gemm", "lm_head"):
         r = api.gemv(cfg, max(1, math.ceil(n / count)), k, dtype, layout)
         return r, m
-    hp = max(1, math.ceil(heads / count))
+    pairs = max(1, math.ceil(batch * heads / count))  # (sequence, head) GEMVs per device
     if kind == "attn_score":
-        return api.attention_score(cfg, n, k, hp, dtype), batch * m
+        return api.attention_score(cfg, n, k, pairs, dtype), m
     if kind == "attn_av":
-        return api.attention_av(cfg, k, n, hp, dtype), batch * m
+        return api.attention_av(cfg, k, n, pairs, dtype), m
     if kind == "elementwise":
         return api.elementwise(cfg, max(1, math.ceil(m * n / count)), "add", dtype), 1
     raise AssertionError(kind)

@@ -222,12 +222,15 @@ def op_times(trace, system: SystemConfig, plan, fidelity: str) -> OpTimes:
             from memsim.system.pim_ops import pim_op_times
 
             tier = system.tiers[u.tier]
-            t_pim, e_pim, b_pim = pim_op_times(ops, sel, u, tier, trace.meta["dtypes"]["weights"])
+            t_pim, e_pim, _ = pim_op_times(ops, sel, u, tier, trace.meta["dtypes"]["weights"])
             mem_ps[sel] = t_pim
             pe = tier_energy.setdefault(u.tier, np.zeros(n))
             pe[sel] += e_pim
+            # traffic is reported as the op's own operand bytes (what it reads and writes in the banks),
+            # comparable across policies; the PIM model's time and energy include its padding and I/O
             pb = tier_bytes.setdefault(u.tier, np.zeros(n))
-            pb[sel] += b_pim
+            pb[sel] += sum(col(c) for c in ("weight_bytes", "kv_read_bytes", "kv_write_bytes",
+                                            "act_read_bytes", "act_write_bytes"))[sel]
             continue
         rate = np.where(is_matrix, u.matrix_rate(dtype) * u.compute_efficiency, u.vector_rate(dtype))
         compute_ps[sel] = (flops / rate * 1e12)[sel]
