@@ -81,6 +81,9 @@ def cmd_dram(args) -> int:
     if args.chunk_size < 1:
         raise MemsimError(f"--chunk-size expects a positive number of requests, got {args.chunk_size}")
     hw = load_hw_config(args.config, overrides=_parse_sets(args.set))
+    if hw.memory is None:
+        raise MemsimError(f"{args.config}: memsim dram needs a 'memory:' block (a DRAM device); this config has "
+                          f"{', '.join(sorted(hw.sections))}")
     cfg = hw.memory
     eng = DramEngine(cfg)
     tck = eng.timing.tck_ps

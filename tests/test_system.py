@@ -380,3 +380,9 @@ def test_chained_transfers_and_policy_service_times(tmp_path):
     assert m_["transfer_energy_j"] > 0
     st = res.stats()["system"]
     assert st["tiers"]["host"]["energy_j"] > 0 and st["links"]["nvme"]["bytes"] == 1 << 20
+
+
+def test_memsim_dram_on_a_config_without_memory_is_a_clear_error(capsys):
+    rc = main(["dram", str(REPO / "workloads" / "traces" / "hbm_mixed_small.memsim.parquet"),
+               "--config", str(REPO / "hw_configs" / "ssd_990pro.yaml")])
+    assert rc == 2 and "needs a 'memory:' block" in capsys.readouterr().err
