@@ -15,8 +15,10 @@ Contract (a policy proposes, the system model scores it):
   e.g. 0 for ops fused into their predecessor). This is how a policy expresses what it changes about
   the work itself: activation sparsity (fewer FFN weight bytes), KV eviction (fewer KV bytes read),
   fusion (intermediates never written). The trace itself is never modified.
-* ``Plan.capacity_extra`` adds bytes a tier must hold beyond the placed tensors (e.g. a DRAM cache the
-  policy manages, swap buffers), so the capacity check covers them.
+* ``Plan.capacity_extra`` corrects the bytes a tier must hold beyond what its placed tensors say: positive
+  for buffers the policy manages (a DRAM cache, swap buffers), negative for the part of a placed tensor
+  that the policy keeps elsewhere (paged-out KV blocks, non-resident experts, whose home tier gets the
+  matching positive entry). The capacity check uses the corrected figure.
 * Placements that do not fit a tier's capacity are rejected by the system model (``CapacityError``)
   unless the policy spills explicitly (by placing the tensors elsewhere and adding transfers).
 """
