@@ -214,3 +214,39 @@ def load_block(source: Mapping[str, Any] | str, parser: Callable[[Node, Node], A
         return parser(root.value[key], root)
     root = wrap({key: dict(source)}, file, "")
     return parser(root.value[key], root)
+
+
+class DeviceSection:
+    """The public functions of a preset-backed device section (flash, SRAM, ...), built from its parts.
+
+    ``build(name, layers)`` turns resolved layers into the frozen config; ``library()`` returns the kind's
+    :class:`PresetLibrary`. Provides ``parse_section`` (for :data:`memsim.config.loader.SECTION_PARSERS`),
+    ``get_preset``, ``list_presets`` and ``load`` (a hardware YAML path or a plain mapping).
+    """
+
+    def __init__(self, key: str, library: Callable[[], PresetLibrary], build: Callable[[str, Layers], Any],
+                 sections: tuple[str, ...], what: str):
+        self.key, self.library, self.build, self.sections, self.what = key, library, build, sections, what
+
+    def parse_section(self, block: Node, root: Node) -> Any:
+        name, layers = resolve_preset(self.library(), block, allowed=self.sections, what=self.what)
+        return self.build(name, layers)
+
+    def get_preset(self, name: str) -> Any:
+        """A shipped preset by name (ConfigError listing the known names otherwise)."""
+        lib = self.library()
+        if name not in lib.bodies:
+            raise lib.unknown(name, None)
+        return self.build(name, lib.layers(name))
+
+    def list_presets(self) -> list[tuple[str, str]]:
+        """(name, source) of every shipped preset."""
+        return [(n, self.get_preset(n).source) for n in self.library().names()]
+
+    def load(self, source: Any, *, file: str | None = None) -> Any:
+        """The section of a hardware YAML file (path) or of a plain mapping ``{preset: ..., ...}``."""
+        if isinstance(source, str) or hasattr(source, "__fspath__"):
+            from memsim.config import load_hw_config
+
+            return load_hw_config(str(source)).section(self.key)
+        return load_block(source, self.parse_section, key=self.key, file=file)

@@ -294,30 +294,15 @@ def _build(name: str, layers: yt.Layers) -> FlashConfig:
                        file=layers.where.file)
 
 
+_SECTION = yt.DeviceSection("flash", _library, _build, _PRESET_SECTIONS, "a flash device")
+
+
 def parse_section(block: yt.Node, root: yt.Node) -> FlashConfig:
     """Parse a top-level ``flash:`` block (``{preset: NAME, organization: {...}, ...}``)."""
-    name, layers = yt.resolve_preset(_library(), block, allowed=_PRESET_SECTIONS, what="a flash device")
-    return _build(name, layers)
+    return _SECTION.parse_section(block, root)
 
 
-def get_preset(name: str) -> FlashConfig:
-    """A shipped flash preset by name (ConfigError listing the known names otherwise)."""
-    lib = _library()
-    if name not in lib.bodies:
-        raise lib.unknown(name, None)
-    return _build(name, lib.layers(name))
-
-
-def list_presets() -> list[tuple[str, str]]:
-    """(name, source) of every shipped flash preset."""
-    return [(n, get_preset(n).source) for n in _library().names()]
-
-
-def load_flash_config(source, *, file: str | None = None) -> FlashConfig:
-    """The ``flash`` block of a hardware YAML file (path) or of a plain mapping ``{preset: ..., ...}``."""
-    if isinstance(source, str) or hasattr(source, "__fspath__"):
-        from memsim.config import load_hw_config
-
-        return load_hw_config(str(source)).section("flash")
-    return yt.load_block(source, parse_section, key="flash", file=file)
+get_preset = _SECTION.get_preset
+list_presets = _SECTION.list_presets
+load_flash_config = _SECTION.load
 

@@ -176,27 +176,14 @@ def _build(name: str, layers: yt.Layers) -> SramConfig:
                       area_mm2=tech.get("area_mm2", 0.0), scaled_from_nm=scaled_from, file=layers.where.file)
 
 
+_SECTION = yt.DeviceSection("sram", _library, _build, _SECTIONS, "an SRAM scratchpad")
+
+
 def parse_section(block: yt.Node, root: yt.Node) -> SramConfig:
     """Parse a top-level ``sram:`` block (``{preset: NAME, organization: {...}, ...}``)."""
-    name, layers = yt.resolve_preset(_library(), block, allowed=_SECTIONS, what="an SRAM scratchpad")
-    return _build(name, layers)
+    return _SECTION.parse_section(block, root)
 
 
-def get_preset(name: str) -> SramConfig:
-    lib = _library()
-    if name not in lib.bodies:
-        raise lib.unknown(name, None)
-    return _build(name, lib.layers(name))
-
-
-def list_presets() -> list[tuple[str, str]]:
-    return [(n, get_preset(n).source) for n in _library().names()]
-
-
-def load_sram_config(source, *, file: str | None = None) -> SramConfig:
-    """The ``sram`` block of a hardware YAML file (path) or of a plain mapping ``{preset: ..., ...}``."""
-    if isinstance(source, str) or hasattr(source, "__fspath__"):
-        from memsim.config import load_hw_config
-
-        return load_hw_config(str(source)).section("sram")
-    return yt.load_block(source, parse_section, key="sram", file=file)
+get_preset = _SECTION.get_preset
+list_presets = _SECTION.list_presets
+load_sram_config = _SECTION.load

@@ -114,9 +114,9 @@ def _override_text(v: Any) -> str:
 
 
 def _yaml_value(v: Any) -> Any:
-    if not isinstance(v, str):
-        return v
-    import yaml
+    from memsim.system.api import parse_override_value
+
+    return parse_override_value(v)
 
     try:
         return yaml.safe_load(v)

@@ -39,7 +39,8 @@ def split_overrides(overrides: Mapping[str, Any] | None) -> tuple[dict, dict, di
     return hw, wl, pol
 
 
-def _parse_text(v: Any) -> Any:
+def parse_override_value(v: Any) -> Any:
+    """An override given as text (``--set k=8``) read as YAML (8); other values and unparsable text as given."""
     if not isinstance(v, str):
         return v
     import yaml
@@ -55,7 +56,7 @@ def load_workload(workload: str | Path, overrides: Mapping[str, Any] | None = No
     from memsim.workload.model import load_model
     from memsim.workload.scenario import Scenario, load_scenario
 
-    ov = {k: _parse_text(v) for k, v in (overrides or {}).items()}
+    ov = {k: parse_override_value(v) for k, v in (overrides or {}).items()}
     p = Path(workload)
     if p.suffix in (".yaml", ".yml") and p.exists():
         import yaml
@@ -102,7 +103,7 @@ def _prepare(hw, workload, policy, fidelity, overrides):
         name, params = policy or DEFAULT_POLICY, {}
     else:
         name, params = choice.name, dict(choice.params)
-    params.update({k: _parse_text(v) for k, v in pol_ov.items()})
+    params.update({k: parse_override_value(v) for k, v in pol_ov.items()})
     pol = get_policy(name, params)
     check = getattr(pol, "check", None)
     if callable(check):  # a policy's cheap structural checks (the tiers and units it needs)
