@@ -10,13 +10,13 @@ trace     generate the reference synthetic traces in any supported format
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
 from pathlib import Path
 
 from .errors import MemsimError
+from .plugins import import_optional
 
 EXIT_OK, EXIT_MISS, EXIT_INPUT = 0, 1, 2
 
@@ -196,12 +196,9 @@ def _preset_groups():
         "sram": ("memsim.sram.config", "list_presets"),
     }
     for kind, (module, fn) in loaders.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module.startswith(exc.name):
-                continue
-            raise
+        mod = import_optional(module)
+        if mod is None:
+            continue
         yield kind, [(n, kind, src) for n, src in getattr(mod, fn)()]
     from .system.config import compute_library, link_library
 
@@ -275,13 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_trace)
 
     for module in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module.startswith(exc.name):
-                continue  # that part of memsim is not built (yet)
-            raise
-        mod.register(sub)
+        mod = import_optional(module)
+        if mod is not None:  # None: that part of memsim is not installed
+            mod.register(sub)
     return p
 
 

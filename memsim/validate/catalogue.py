@@ -17,7 +17,6 @@ so that the list is kept honest.
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from importlib import resources
 
 from ..config import get_preset
 from ..dram.engine import DramEngine, DramResult, Requests
+from ..plugins import import_optional
 from ..traces import synthetic
 
 #: reference CSV ``config`` column → memsim preset reproducing that configuration
@@ -200,13 +200,9 @@ def catalogue() -> list[Case]:
     """Every case: the DRAM reference rows, then each provider's cases (in CASE_PROVIDERS order)."""
     cases = dram_cases()
     for module in CASE_PROVIDERS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module.startswith(exc.name):
-                continue
-            raise
-        cases.extend(mod.cases())
+        mod = import_optional(module)
+        if mod is not None:
+            cases.extend(mod.cases())
     ids = [c.id for c in cases]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
