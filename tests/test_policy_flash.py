@@ -167,17 +167,86 @@ def test_windowing_flash_bytes_per_token_are_the_new_neurons(windowed):
     assert m["policy_chunk_bytes"] == 2 * 768 * 2  # bundled up row + down column
 
 
-def test_windowing_load_gates_the_first_ffn_op_for_the_chunked_read_time(windowed):
+def test_windowing_load_is_timed_by_the_chunked_reads_and_gates_the_first_ffn_op(windowed):
     tr, op_start = _transfer_end_before_op(windowed)
     assert (op_start >= tr["end_ps"].to_numpy()).all()
     names = windowed.ops["name"].to_numpy()[tr["before_op"].to_numpy()]
     assert all(n.endswith(".mlp.up") for n in names)
-    # the first FFN op ends no earlier than the chunked random reads would have: bytes / their throughput
+    # the transfer itself lasts the chunked random reads' time: bytes / their throughput (its service_ps),
+    # far longer than the link's sequential rule would give
     flash = load_hw_config(M1).section("system").tiers["ssd"].other
     bw = chunk_throughput(flash, 2 * 768 * 2, 8)
-    ends = windowed.ops["end_ps"].to_numpy()[tr["before_op"].to_numpy()]
-    assert (ends - tr["start_ps"].to_numpy() >= tr["bytes"].to_numpy() / bw * 1e12 * 0.999).all()
+    t_chunk = tr["bytes"].to_numpy() / bw * 1e12
+    np.testing.assert_allclose((tr["end_ps"] - tr["start_ps"]).to_numpy(), t_chunk, rtol=0, atol=2)
+    plan_tr = windowed.plan.transfers
+    assert all(t.service_ps is not None and t.after_transfer == -1 for t in plan_tr)  # one hop on the M1 Max
+    link = load_hw_config(M1).section("system").links["nvme"]
+    assert (t_chunk > link.latency_ps + tr["bytes"].to_numpy() / link.bandwidth_bytes_per_s * 1e12).all()
     assert bw < flash.limits()["host_link"]  # 3 KiB random reads are far below the sequential ceiling
+    # nothing is folded into the FFN op any more: every op keeps the unit's kernel overhead
+    assert "overhead_ps" not in windowed.plan.op_overrides
+    m = windowed.metrics()
+    assert m["policy_flash_chunked_excess_s_per_token"] > 0
+    # the flash reads are counted on the flash tier (traffic and read energy), the op's DRAM reads apart
+    assert m["bytes_ssd"] == pytest.approx(tr.loc[tr["src"] == "ssd", "bytes"].sum())
+    assert (tr.loc[tr["src"] == "ssd", "src_energy_pj"] > 0).all()
+
+
+def test_the_gpu_config_reads_flash_through_host_memory_in_two_chained_hops():
+    """gpu_flash.yaml: SSD -> host DRAM -> GPU memory, the copy to the GPU after the read from flash."""
+    for policy, ov in (("flash-naive", SMALL), ("flash-windowing", GPT2_WIN)):
+        res = run_point(GPU, "gpt2", policy=policy, overrides=ov)
+        plan_tr, tr = res.plan.transfers, res.transfers
+        first = [k for k, t in enumerate(plan_tr) if t.src == "ssd"]
+        assert first and len(plan_tr) == 2 * len(first)
+        for k in first:
+            a, b = plan_tr[k], plan_tr[k + 1]
+            assert (a.dst, b.src, b.dst) == ("host", "host", "vram") and b.after_transfer == k
+            assert a.bytes == b.bytes and a.before == b.before
+            assert b.service_ps is None and (a.service_ps is not None) == (policy == "flash-windowing")
+        by_name = tr.set_index("name")
+        for k in first:
+            a, b = plan_tr[k], plan_tr[k + 1]
+            assert by_name.at[b.name, "start_ps"] >= by_name.at[a.name, "end_ps"]
+            assert by_name.at[a.name, "link"] == "nvme" and by_name.at[b.name, "link"] == "pcie"
+        _, op_start = _transfer_end_before_op(res)
+        assert (op_start >= tr["end_ps"].to_numpy()).all()
+        # the host holds a bounce buffer as large as the biggest load
+        assert res.plan.capacity_extra["host"] == max(plan_tr[k].bytes for k in first)
+        m = res.metrics()
+        assert m["bytes_link_nvme"] == m["bytes_link_pcie"] == m["bytes_ssd"]
+
+
+def test_check_rejects_a_mismatched_system_before_any_trace_is_made(tmp_path, monkeypatch):
+    from memsim.system import api
+    from memsim.workload import trace as trace_mod
+
+    def no_trace(*a, **k):
+        raise AssertionError("a trace was generated")
+
+    monkeypatch.setattr(trace_mod, "generate", no_trace)
+    noflash = tmp_path / "noflash.yaml"
+    noflash.write_text("memory: {preset: LPDDR5_6400}\nsystem:\n  units:\n    cpu: {preset: Apple-M1-Max-CPU, memory: dram}\n"
+                       "  tiers:\n    dram: {device: memory, count: 8}\n")
+    for policy in ("flash-naive", "flash-windowing"):
+        with pytest.raises(ConfigError, match=rf"policy\.flash: {policy}: the system has no 'flash' tier"):
+            api.resolve_point(str(noflash), "gpt2", policy=policy, overrides=GPT2_WIN if "win" in policy else SMALL)
+    # a flash tier with no route to the unit's memory (neither direct nor through one host tier)
+    unlinked = tmp_path / "unlinked.yaml"
+    unlinked.write_text(Path(M1).read_text().replace("    nvme: {between: [ssd, dram], preset: PCIe4-x4}\n", "")
+                        .replace("  links:\n", ""))
+    with pytest.raises(ConfigError, match="no link joins tiers 'ssd' and 'dram', directly or through one host"):
+        api.run_point(str(unlinked), "gpt2", policy="flash-naive", overrides=SMALL)
+    # a named flash tier that is not flash; a named host tier that does not exist
+    with pytest.raises(ConfigError, match=r"policy\.flash: flash-naive: tier 'dram' is not a flash tier"):
+        api.resolve_point(M1, "gpt2", policy="flash-naive", overrides={**SMALL, "policy.flash": "dram"})
+    with pytest.raises(ConfigError, match=r"policy\.host: flash-windowing: unknown tier 'cpu_ram'"):
+        api.resolve_point(GPU, "gpt2", policy="flash-windowing", overrides={**GPT2_WIN, "policy.host": "cpu_ram"})
+    # the model's sparsity is checked up front too
+    with pytest.raises(ConfigError, match=r"policy\.sparsity: flash-windowing: no default FFN sparsity"):
+        api.resolve_point(M1, "gpt2", policy="flash-windowing", overrides=SMALL)
+    # and a matching point resolves
+    assert api.resolve_point(GPU, "opt-6.7b", policy="flash-windowing")["policy"]["name"] == "flash-windowing"
 
 
 def test_bundling_window_and_sparsity_move_the_result_the_right_way(windowed):
@@ -223,7 +292,7 @@ def test_windowing_parameter_errors_name_the_path(param, value, message):
     ("prefetch", 1, "policy.prefetch: expected true or false"),
 ])
 def test_naive_parameter_errors_name_the_path(param, value, message):
-    from memsim.system.api import _parse_text
+    from memsim.system.api import parse_override_value as _parse_text
 
     with pytest.raises(ConfigError) as ei:
         get_policy("flash-naive", {param: _parse_text(value) if isinstance(value, str) else value})
@@ -259,7 +328,7 @@ def test_shipped_configs_select_the_policy_and_run_from_the_cli(capsys):
     rc = main(["run", GPU, "gpt2", "--policy", "flash-naive", "--set", "workload.generated_tokens=2",
                "--set", "workload.prompt_tokens=8", "--no-save", "-q"])
     out = capsys.readouterr().out
-    assert rc == 0 and "flash-naive" in out and "staging buffer" in out
+    assert rc == 0 and "flash-naive" in out and "staging buffer" in out and "ssd -> host -> vram" in out
 
 
 def test_windowing_beats_naive_on_the_shipped_opt_workload():

@@ -197,3 +197,36 @@ def test_shipped_config_selects_attention_in_storage_and_runs_from_the_cli(capsy
     assert "attention-in-storage" in out and "decode attention on 'csd'" in out and "TPOT" in out
     assert main(["run", CSD, "gpt2", "--policy", "kv-offload-pcie", *args]) == 0
     assert "KV cache on 'ssd'" in capsys.readouterr().out
+
+
+def test_check_rejects_a_mismatched_system_before_any_trace_is_made(tmp_path, monkeypatch):
+    from memsim.system import api
+    from memsim.workload import trace as trace_mod
+
+    def no_trace(*a, **k):
+        raise AssertionError("a trace was generated")
+
+    monkeypatch.setattr(trace_mod, "generate", no_trace)
+    text = Path(CSD).read_text()
+    # no flash tier at all: both policies say so up front
+    p = tmp_path / "noflash.yaml"
+    p.write_text(text.replace("    ssd: {device: flash}\n", "").replace(
+        "    pcie: {between: [ssd, vram], preset: PCIe4-x4}\n", ""))
+    for policy in ("kv-offload-pcie", "attention-in-storage"):
+        with pytest.raises(ConfigError, match=rf"policy\.flash: {policy}: the system has no 'flash' tier"):
+            api.resolve_point(str(p), "gpt2", policy=policy, overrides=SMALL)
+    # a named flash tier that is another kind of memory
+    with pytest.raises(ConfigError, match=r"policy\.flash: kv-offload-pcie: tier 'csd_dram' is not a flash tier"):
+        api.resolve_point(CSD, "gpt2", policy="kv-offload-pcie", overrides={**SMALL, "policy.flash": "csd_dram"})
+    # the in-storage engine, its own memory and the GPU-engine link are checked by attention-in-storage only
+    p.write_text(text.replace("    p2p: {between: [vram, csd_dram], preset: PCIe4-x4}\n", ""))
+    with pytest.raises(ConfigError, match="no link joins tiers 'vram' and 'csd_dram'"):
+        api.resolve_point(str(p), "gpt2", policy="attention-in-storage", overrides=SMALL)
+    assert api.resolve_point(str(p), "gpt2", policy="kv-offload-pcie", overrides=SMALL)["policy"]["name"] == \
+        "kv-offload-pcie"
+    p.write_text(text.replace("memory: csd_dram}", "memory: vram}"))
+    with pytest.raises(ConfigError, match=r"system\.units\.csd\.memory: attention-in-storage: the engine's memory "
+                                          r"must be its own tier"):
+        api.resolve_point(str(p), "gpt2", policy="attention-in-storage", overrides=SMALL)
+    with pytest.raises(ConfigError, match=r"policy\.engine: attention-in-storage: unknown unit 'fpga'"):
+        api.resolve_point(CSD, "gpt2", policy="attention-in-storage", overrides={**SMALL, "policy.engine": "fpga"})

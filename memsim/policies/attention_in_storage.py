@@ -27,6 +27,9 @@ not retrieved.
     ``kv_fraction`` (default 1: dense attention) scales the KV bytes the engine reads per step, a
     SparQ-style sparse-attention knob.
 Both
+    ``check(system, scenario)`` (run before any trace is made) requires the GPU, its memory tier, a flash
+    tier and the flash-GPU link; ``attention-in-storage`` also the engine, its own memory tier and the
+    GPU-engine link.
     The prefill runs on the GPU with its KV in a GPU staging buffer (one layer) and writes each layer's
     KV to the SSD (transfers that gate the prefill's last op, so TTFT includes the KV write-out).
     Capacity: the KV cache at its final length must fit the flash tier, the weights, activations and
@@ -36,7 +39,8 @@ What is simplified
 ------------------
 * Transfers take ``latency + bytes / min(link, tier peaks)`` (the orchestrator's rule); FlexGen's real
   path (file system, pinned host buffer, a second PCIe hop) is modelled as one SSD-to-GPU DMA at the
-  link's rate, i.e. the baseline is a best case for PCIe offload. Flash writes of KV are charged like
+  link's rate, i.e. the baseline is a best case for PCIe offload (kept so: a host hop would raise the
+  in-storage gain, and ``hw_configs/csd_13b.yaml`` has no host tier; chained hops are how to add one). Flash writes of KV are charged like
   reads at analytical fidelity (no FTL, no garbage collection, as the flash model states).
 * The SSD-GPU link of the baseline and the GPU-CSD peer-to-peer link are two links of the config; one
   policy uses mostly one of them (the in-storage policy uses the first only for the prefill write-out).
@@ -108,9 +112,13 @@ def _prefill_writeout(ops, ssd: str, gpu_tier: str) -> tuple[list[Transfer], int
     return out, biggest
 
 
-def _kv_tiers(policy, trace, system, engine_needed: bool):
+def _kv_tiers(policy, system):
+    """(GPU unit, its memory tier, the flash tier, the flash-GPU link), checked."""
     gpu = pick_unit(system, policy.unit, policy.name)
     vram = gpu.memory
+    if vram not in system.tiers:
+        raise ConfigError(f"{policy.name}: the unit '{gpu.name}' reads tier '{vram}', which the system does not "
+                          f"define", path=f"system.units.{gpu.name}.memory")
     ssd = pick_tier(system, policy.flash, "flash", None, "flash", policy.name)
     if system.tiers[ssd].device != "flash":
         raise ConfigError(f"{policy.name}: tier '{ssd}' is not a flash tier", path="policy.flash")
@@ -125,8 +133,12 @@ class KvOffloadPcie:
     def __init__(self, unit: str | None = None, flash: str | None = None, prefetch: bool = True):
         self.unit, self.flash, self.prefetch = unit, flash, prefetch
 
+    def check(self, system: Any, scenario: Any) -> None:
+        """The GPU, its memory, a flash tier and the link between them (before any trace is made)."""
+        _kv_tiers(self, system)
+
     def plan(self, trace: Any, system: Any) -> Plan:
-        gpu, vram, ssd, link = _kv_tiers(self, trace, system, False)
+        gpu, vram, ssd, link = _kv_tiers(self, system)
         ops = trace.ops
         n = len(ops)
         kvr = ops["kv_read_bytes"].to_numpy(dtype=np.int64)
@@ -197,14 +209,26 @@ class AttentionInStorage:
             raise ConfigError(f"{self.name}: the engine must be another unit than '{gpu.name}'", path="policy.engine")
         return eng
 
-    def plan(self, trace: Any, system: Any) -> Plan:
-        gpu, vram, ssd, link = _kv_tiers(self, trace, system, True)
+    def _parts(self, system):
+        """(GPU, its memory, flash tier, flash-GPU link, engine, engine memory, GPU-engine link), checked."""
+        gpu, vram, ssd, link = _kv_tiers(self, system)
         eng = self._engine(system, gpu)
         eng_mem = eng.memory
         if eng_mem in (vram, ssd):
             raise ConfigError(f"{self.name}: the engine's memory must be its own tier (the CSD's DRAM), not "
                               f"'{eng_mem}'", path=f"system.units.{eng.name}.memory")
+        if eng_mem not in system.tiers:
+            raise ConfigError(f"{self.name}: the engine '{eng.name}' reads tier '{eng_mem}', which the system "
+                              f"does not define", path=f"system.units.{eng.name}.memory")
         p2p = require_link(system, vram, eng_mem, self.name)
+        return gpu, vram, ssd, link, eng, eng_mem, p2p
+
+    def check(self, system: Any, scenario: Any) -> None:
+        """GPU, flash tier, in-storage engine, its own memory and both links (before any trace is made)."""
+        self._parts(system)
+
+    def plan(self, trace: Any, system: Any) -> Plan:
+        gpu, vram, ssd, link, eng, eng_mem, p2p = self._parts(system)
         ops = trace.ops
         n = len(ops)
         step = ops["step"].to_numpy()

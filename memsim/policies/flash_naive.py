@@ -18,6 +18,12 @@ What is modelled
   for the first op of the previous layer (``prefetch: true``: double buffering), and gates the layer's
   first op. Non-block weights that are not resident are loaded before their first use in the step: the
   gathered rows for an embedding lookup, the whole tensor otherwise (a tied LM head loads the table).
+* Where the flash reaches the DRAM tier only through a host tier (``policy.host``, default: the one tier
+  linked to both; ``hw_configs/gpu_flash.yaml``: SSD -> host DRAM -> GPU memory, as a plain ``read()``
+  then a copy), each load is two transfers, the copy chained after the read (``after_transfer``), and the
+  host tier holds a bounce buffer the size of the DRAM staging buffer (``capacity_extra``).
+* ``check(system, scenario)`` (run before any trace is made): the unit, its memory tier, a flash tier
+  (``device: flash``) and a route between them.
 * The ops then read their weights from the staging buffer in DRAM: the policy moves each op's weight
   bytes from the weight stream (flash) to its activation stream (DRAM) with ``op_overrides``, so that
   the flash tier is charged only by the transfers and the DRAM tier by the compute.
@@ -32,8 +38,9 @@ What is simplified
   rule): a layer is one large sequential read, which the flash model serves at its ceiling (its
   sequential-read kernel comes within 0.2 % of it on the shipped presets). Page-cache effects (the paper
   reads uncached files) and the operating system's copy into the user buffer are not modelled.
-* The staging buffer is written by the transfer and read by the ops; the DRAM traffic of the transfer's
-  write is counted on the link, not arbitrated against the ops (the orchestrator's rule).
+* The staging buffer is written by the transfer and read by the ops; the transfer's traffic and
+  streaming energy are counted on both of its tiers (flash read energy included) but not arbitrated
+  against the ops (the orchestrator's rule). Two hops are not pipelined within one load (read, then copy).
 
 Figures used ("LLM in a flash", via ``shared/hw_params.md`` section 4; tags as there): OPT-6.7B in FP16 is
 13.4 GB and the paper's naive row loads all of it per token, with an I/O latency of about 2.1 s [U]
@@ -44,6 +51,7 @@ Units: bytes, ps (``*_ps``) and seconds (``*_s``) as named.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -105,6 +113,67 @@ def require_link(system, a: str, b: str, policy: str):
         raise ConfigError(f"{policy}: no link joins tiers '{a}' and '{b}'; add one under system.links",
                           path="system.links")
     return link
+
+
+def flash_route(system, flash: str, dst: str, via: str | None, policy: str) -> list[str]:
+    """The tiers a flash read crosses to reach ``dst``: ``[flash, dst]`` over a direct link, or
+    ``[flash, host, dst]`` through a bounce tier (``via``, else the one tier linked to both ends).
+
+    A plain ``read()`` lands in host memory and is then copied to the accelerator: two hops, two links.
+    """
+    if via is not None:
+        if via not in system.tiers:
+            raise ConfigError(f"{policy}: unknown tier {via!r}; tiers: {', '.join(system.tiers)}", path="policy.host")
+        require_link(system, flash, via, policy)
+        require_link(system, via, dst, policy)
+        return [flash, via, dst]
+    if system.link_between(flash, dst) is not None:
+        return [flash, dst]
+    hosts = [t for t in system.tiers if t not in (flash, dst) and system.link_between(flash, t) is not None
+             and system.link_between(t, dst) is not None]
+    if len(hosts) == 1:
+        return [flash, hosts[0], dst]
+    if not hosts:
+        raise ConfigError(f"{policy}: no link joins tiers '{flash}' and '{dst}', directly or through one host "
+                          f"tier; add one under system.links", path="system.links")
+    raise ConfigError(f"{policy}: tiers {', '.join(hosts)} all join '{flash}' to '{dst}'; name the bounce tier "
+                      f"with policy.host", path="policy.host")
+
+
+def hops(route: Sequence[str], nbytes: int, after: int, before: int, name: str,
+         service_ps: int | None = None) -> list[Transfer]:
+    """One transfer per hop of ``route``; ``service_ps`` (the flash read's own time) on the first hop only.
+    The ``after_transfer`` chaining is filled in by :func:`flatten`."""
+    out = []
+    for j, (a, b) in enumerate(zip(route, route[1:])):
+        out.append(Transfer(a, b, int(nbytes), after=after, before=before,
+                            name=name if len(route) == 2 else f"{name} {a}->{b}",
+                            service_ps=service_ps if j == 0 else None))
+    return out
+
+
+def flatten(groups: list[list[Transfer]]) -> list[Transfer]:
+    """The plan's transfer list: groups in (after, before) order, each later hop chained to the one before."""
+    out: list[Transfer] = []
+    for g in sorted(groups, key=lambda g: (g[0].after, g[0].before)):
+        for j, tr in enumerate(g):
+            out.append(replace(tr, after_transfer=len(out) - 1) if j else tr)
+    return out
+
+
+def check_flash_system(system, unit: str | None, flash: str | None, dram: str | None, via: str | None,
+                       policy: str) -> None:
+    """The structural needs of the flash policies: the unit, a flash tier, the DRAM tier and a route."""
+    u = pick_unit(system, unit, policy)
+    d = pick_tier(system, dram, None, u.memory, "dram", policy)
+    if d not in system.tiers:
+        raise ConfigError(f"{policy}: the unit '{u.name}' reads tier '{d}', which the system does not define",
+                          path=f"system.units.{u.name}.memory")
+    f = pick_tier(system, flash, "flash", None, "flash", policy)
+    if system.tiers[f].device != "flash":
+        raise ConfigError(f"{policy}: tier '{f}' is not a flash tier (device: {system.tiers[f].device})",
+                          path="policy.flash")
+    flash_route(system, f, d, via, policy)
 
 
 def weight_groups(trace) -> dict[str, str]:
@@ -178,21 +247,28 @@ def peak_activation_bytes(trace) -> int:
 # --------------------------------------------------------------------------------------- the policy
 @register("flash-naive")
 class FlashNaive:
-    PARAMS = {"unit": yt.text, "flash": yt.text, "dram": yt.text, "resident": parse_groups,
+    PARAMS = {"unit": yt.text, "flash": yt.text, "dram": yt.text, "host": yt.text, "resident": parse_groups,
               "prefetch": yt.boolean, "dram_budget": yt.size(positive=True)}
 
     def __init__(self, unit: str | None = None, flash: str | None = None, dram: str | None = None,
-                 resident: Sequence[str] = (), prefetch: bool = False, dram_budget: int | None = None):
-        self.unit, self.flash, self.dram = unit, flash, dram
+                 host: str | None = None, resident: Sequence[str] = (), prefetch: bool = False,
+                 dram_budget: int | None = None):
+        self.unit, self.flash, self.dram, self.host = unit, flash, dram, host
         self.resident = tuple(resident)
         self.prefetch = prefetch
         self.dram_budget = dram_budget
 
+    def check(self, system: Any, scenario: Any) -> None:
+        """The unit, its DRAM tier, a flash tier and a route between them (before any trace is made)."""
+        check_flash_system(system, self.unit, self.flash, self.dram, self.host, self.name)
+
     def plan(self, trace: Any, system: Any) -> Plan:
+        self.check(system, None)
         unit = pick_unit(system, self.unit, self.name)
         dram = pick_tier(system, self.dram, None, unit.memory, "dram", self.name)
         flash = pick_tier(system, self.flash, "flash", None, "flash", self.name)
-        link = require_link(system, flash, dram, self.name)
+        route = flash_route(system, flash, dram, self.host, self.name)
+        links = [system.link_between(a, b) for a, b in zip(route, route[1:])]
         ops = trace.ops
         n = len(ops)
         groups = weight_groups(trace)
@@ -213,7 +289,7 @@ class FlashNaive:
         wbytes = ops["weight_bytes"].to_numpy(dtype=np.int64)
         staged = np.array([bool(w) and w in on_flash for w in wid.tolist()], dtype=bool)
 
-        transfers: list[Transfer] = []
+        groups_tr: list[list[Transfer]] = []
         prev_start = -1  # first op of the previous load group (for prefetch)
         bounds = np.flatnonzero(np.diff(step)) + 1
         starts = np.concatenate([[0], bounds]).tolist()
@@ -234,8 +310,7 @@ class FlashNaive:
                     b = int(sum(tb[x] for x in tids))
                     if b:
                         after = prev_start if self.prefetch and prev_start >= 0 else i - 1
-                        transfers.append(Transfer(flash, dram, b, after=min(after, i - 1), before=i,
-                                                  name=f"step{s}.L{li} weights"))
+                        groups_tr.append(hops(route, b, min(after, i - 1), i, f"step{s}.L{li} weights"))
                         prev_start = i
                         total += b
                 elif li < 0 and staged[i] and wid[i] not in seen:
@@ -245,13 +320,16 @@ class FlashNaive:
                     if not rows_only:
                         seen.add(tid)
                     after = prev_start if self.prefetch and prev_start >= 0 else i - 1
-                    transfers.append(Transfer(flash, dram, b, after=min(after, i - 1), before=i,
-                                              name=f"step{s}.{tid}{' rows' if rows_only else ''}"))
+                    groups_tr.append(hops(route, b, min(after, i - 1), i,
+                                          f"step{s}.{tid}{' rows' if rows_only else ''}"))
                     prev_start = i
                     total += b
             per_step_bytes[s] = total
-        transfers.sort(key=lambda t: (t.after, t.before))
-        staging = max((t.bytes for t in transfers), default=0) * (2 if self.prefetch else 1)
+        transfers = flatten(groups_tr)
+        staging = max((g[0].bytes for g in groups_tr), default=0) * (2 if self.prefetch else 1)
+        extra = {dram: staging}
+        if len(route) == 3:  # the host bounce buffer: as many layers as the DRAM staging holds
+            extra[route[1]] = staging
         res_w, kv = dram_fixed_bytes(trace, [t for t in groups if t not in on_flash])
         used = check_budget(self.dram_budget, {"resident weights": res_w, "staging": staging, "KV cache": kv,
                                                "activations": peak_activation_bytes(trace)}, self.name)
@@ -261,10 +339,11 @@ class FlashNaive:
         return Plan(
             default_tier={"weight": flash, "kv": dram, "activation": dram},
             op_unit=np.full(n, unit.name, dtype=object), tensor_tier=tensor_tier, transfers=transfers,
-            op_overrides=weights_to_staging(ops, staged), capacity_extra={dram: staging},
+            op_overrides=weights_to_staging(ops, staged), capacity_extra=extra,
             notes=[f"weights on '{flash}' ({(total_w - res_w) / 1e9:.2f} GB), resident in '{dram}': "
                    f"{', '.join(self.resident) or 'nothing'} ({res_w / 1e9:.2f} GB)",
-                   f"every layer loaded per token over '{link.name}' into a {staging / 1e6:.1f} MB staging "
+                   f"every layer loaded per token over {' then '.join(repr(x.name) for x in links)} "
+                   f"({' -> '.join(route)}) into a {staging / 1e6:.1f} MB staging "
                    f"buffer ({'double-buffered' if self.prefetch else 'load, then compute'})",
                    f"all ops on '{unit.name}' ({unit.preset})"],
             metrics={"flash_bytes_per_token": flash_per_token, "staging_bytes": float(staging),
