@@ -386,3 +386,11 @@ def test_memsim_dram_on_a_config_without_memory_is_a_clear_error(capsys):
     rc = main(["dram", str(REPO / "workloads" / "traces" / "hbm_mixed_small.memsim.parquet"),
                "--config", str(REPO / "hw_configs" / "ssd_990pro.yaml")])
     assert rc == 2 and "needs a 'memory:' block" in capsys.readouterr().err
+
+
+def test_malformed_scenario_yaml_is_a_clear_error(tmp_path, capsys):
+    p = tmp_path / "bad.yaml"
+    p.write_text("model: llama2-7b\nbatch: [1\n")
+    assert main(["run", A100, str(p), "--no-save", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert str(p) in err and "line" in err

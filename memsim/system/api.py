@@ -59,10 +59,9 @@ def load_workload(workload: str | Path, overrides: Mapping[str, Any] | None = No
     ov = {k: parse_override_value(v) for k, v in (overrides or {}).items()}
     p = Path(workload)
     if p.suffix in (".yaml", ".yml") and p.exists():
-        import yaml
+        from memsim.config import yamltree as yt
 
-        with open(p, encoding="utf-8") as f:
-            head = yaml.safe_load(f)
+        head = yt.read_yaml_file(p)  # a malformed file fails here with its line, as a ConfigError
         if isinstance(head, dict) and "model" in head:
             return load_scenario(p, overrides=ov or None)
     model = load_model(workload)
