@@ -32,6 +32,12 @@ def cmd_compare(args) -> int:
         k, v = item.split("=", 1)
         configs[k.strip()] = v.strip()
 
+    from memsim.system.api import load_workload
+
+    # a bad model name or scenario file is the user's input, not one policy's problem: say so once
+    load_workload(args.workload, {k[len("workload."):]: v for k, v in ov.items()
+                                  if k.startswith("workload.") and ":" not in k})
+
     def progress(name: str, msg: str) -> None:
         if not args.quiet:
             print(f"  {name:22s} {msg}", file=sys.stderr, flush=True)
