@@ -57,7 +57,8 @@ def print_summary(res, wall: float, out=None) -> None:
         w(f"  decode time {parts}\n")
     ws = res.wall_s
     w(f"  wall time   {wall:.2f} s (trace {ws.get('trace_generation', 0):.2f} s, service model "
-      f"{ws.get('service_model', 0):.2f} s, schedule {ws.get('orchestration', 0):.2f} s)\n")
+      f"{ws.get('service_model', 0):.2f} s incl. loading (first run: compiling) the kernels, schedule "
+      f"{ws.get('orchestration', 0):.2f} s)\n")
 
 
 def cmd_run(args) -> int:
