@@ -394,3 +394,12 @@ def test_malformed_scenario_yaml_is_a_clear_error(tmp_path, capsys):
     assert main(["run", A100, str(p), "--no-save", "-q"]) == 2
     err = capsys.readouterr().err
     assert str(p) in err and "line" in err
+
+
+def test_static_power_is_charged_for_the_whole_run():
+    base = run_point(A100, "gpt2", overrides=SMALL).metrics()
+    hot = run_point(A100, "gpt2", overrides={**SMALL, "system.units.gpu.energy.static_power": "100W"}).metrics()
+    assert base["static_energy_j"] == 0
+    assert hot["static_energy_j"] == pytest.approx(100 * hot["total_time_s"])
+    assert hot["total_energy_j"] - base["total_energy_j"] == pytest.approx(100 * base["total_time_s"])
+    assert hot["energy_per_token_j"] - base["energy_per_token_j"] == pytest.approx(100 * base["tpot_s"])

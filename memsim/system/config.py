@@ -95,6 +95,7 @@ class UnitConfig:
     sram_bytes: int
     energy_pj_per_flop: dict[str, float]
     memory: str  # the tier this unit reads and writes directly
+    static_power_mw: float = 0.0  # drawn for the whole run whether busy or not (leakage, clocks, board)
 
     def matrix_rate(self, dtype: str) -> float:
         if dtype not in self.matrix_flops:
@@ -126,6 +127,7 @@ class PimUnitConfig:
     memory_efficiency: float = 1.0
     kernel_overhead_ps: int = 0
     energy_pj_per_flop: dict = field(default_factory=dict)
+    static_power_mw: float = 0.0
 
     @property
     def memory(self) -> str:
@@ -178,7 +180,8 @@ _EFFICIENCY = {
     "kernel_overhead": yt.Field("kernel_overhead_ps", yt.duration(), True),
 }
 _MEMSYS = {"sram": yt.Field("sram_bytes", yt.size(), True)}
-_ENERGY = {"per_flop": yt.Field("energy_pj_per_flop", _per_dtype(yt.energy(), "an energy like '0.2pJ'"), True)}
+_ENERGY = {"per_flop": yt.Field("energy_pj_per_flop", _per_dtype(yt.energy(), "an energy like '0.2pJ'"), True),
+           "static_power": yt.Field("static_power_mw", yt.power())}
 
 
 def compute_library() -> yt.PresetLibrary:

@@ -9,7 +9,9 @@ Definitions (times in seconds in the metrics, integer ps in the per-op table):
   producing one token per sequence; TPOT averages over them (``tpot_p99_s``: their 99th percentile).
 * ``tokens_per_s``: batch x decode steps / decode time (decode throughput); ``e2e_tokens_per_s`` divides
   by the whole run instead.
-* ``energy_per_token_j``: decode energy (compute + memory + links) / (batch x decode steps).
+* ``energy_per_token_j``: decode energy (compute + memory + transfers, plus every unit's
+  ``energy.static_power`` over the decode time) / (batch x decode steps). The shipped compute presets set
+  no static power (no sourced idle or board power), so by default energy is dynamic energy only.
 * ``bytes_<tier>``: bytes read and written on that tier over the run; ``bytes_per_decode_step_<tier>``
   the mean per decode step.
 """
@@ -74,7 +76,9 @@ class SystemResult:
             before = self.transfers["before_op"].to_numpy()
             in_dec = dec[before]
             e_link_dec = float(self.transfers["energy_pj"].to_numpy()[in_dec].sum())
-        e_dec = float(e_comp[dec].sum() + e_mem[dec].sum()) + e_link_dec
+        # static power of every unit (``energy.static_power``), drawn for the whole run, busy or not
+        p_static_w = sum(getattr(u, "static_power_mw", 0.0) for u in self.hw.section("system").units.values()) * 1e-3
+        e_dec = float(e_comp[dec].sum() + e_mem[dec].sum()) + e_link_dec + p_static_w * decode_time
         m: dict[str, float] = {
             "ttft_s": ttft * 1e-12,
             "tpot_s": _nan_to_none(steps.mean() * 1e-12) if len(steps) else None,
@@ -83,9 +87,10 @@ class SystemResult:
             "e2e_tokens_per_s": n_tok / (end * 1e-12) if end else None,
             "total_time_s": end * 1e-12,
             "energy_per_token_j": e_dec * 1e-12 / n_tok if n_tok else None,
-            "prefill_energy_j": float(e_comp[~dec].sum() + e_mem[~dec].sum()) * 1e-12,
-            "total_energy_j": float(e_comp.sum() + e_mem.sum() + (self.transfers["energy_pj"].sum()
-                                    if len(self.transfers) else 0.0)) * 1e-12,
+            "prefill_energy_j": (float(e_comp[~dec].sum() + e_mem[~dec].sum()) + p_static_w * ttft) * 1e-12,
+            "total_energy_j": (float(e_comp.sum() + e_mem.sum() + (self.transfers["energy_pj"].sum()
+                                     if len(self.transfers) else 0.0)) + p_static_w * end) * 1e-12,
+            "static_energy_j": p_static_w * end * 1e-12,
             "compute_energy_j": float(e_comp.sum()) * 1e-12,
             "memory_energy_j": float(e_mem.sum()) * 1e-12,
             "transfer_energy_j": float(self.transfers["energy_pj"].sum()) * 1e-12 if len(self.transfers) else 0.0,
