@@ -36,6 +36,29 @@ ST_END, ST_REFRESHES, ST_IMPLICIT_ACTS, ST_REFRESH_CYCLES, ST_ISSUED = 0, 1, 2, 
 N_ST = 5
 
 
+@njit(cache=True, inline="always")
+def _apply_rules(par, rules, bg_of_bank, pc_nxt, bg_nxt, bank_nxt, cmd, t0, banks, nbanks):
+    """Raise the earliest issue cycles that command ``cmd`` at cycle ``t0`` on ``banks[:nbanks]`` implies,
+    rule by rule (pseudo-channel, bank-group or bank level)."""
+    for r in range(par[P_RULES_OF + cmd], par[P_RULES_OF + cmd + 1]):
+        nc = rules[r, 1]
+        lv = rules[r, 2]
+        nt = t0 + rules[r, 3]
+        if lv == LV_PC:
+            if pc_nxt[nc] < nt:
+                pc_nxt[nc] = nt
+        elif lv == LV_BG:
+            for i in range(nbanks):
+                g = bg_of_bank[banks[i]]
+                if bg_nxt[g, nc] < nt:
+                    bg_nxt[g, nc] = nt
+        else:
+            for i in range(nbanks):
+                b = banks[i]
+                if bank_nxt[b, nc] < nt:
+                    bank_nxt[b, nc] = nt
+
+
 @njit(cache=True)
 def run_streams(par, rules, bg_of_bank, cmd, first, stride, count, row, starts, issue_out, stats_out):
     """Time the command streams ``starts[s] .. starts[s + 1]`` of ``cmd`` / ``first`` / ``stride`` /
@@ -122,21 +145,7 @@ def run_streams(par, rules, bg_of_bank, cmd, first, stride, count, row, starts, 
                         if bg_nxt[bg_of_bank[b], PRE_AB] > rs:
                             rs = bg_nxt[bg_of_bank[b], PRE_AB]
                     # implicit PRE_AB of the open banks at rs
-                    for r in range(par[P_RULES_OF + PRE_AB], par[P_RULES_OF + PRE_AB + 1]):
-                        nc = rules[r, 1]
-                        lv = rules[r, 2]
-                        nt = rs + rules[r, 3]
-                        if lv == LV_PC:
-                            if pc_nxt[nc] < nt:
-                                pc_nxt[nc] = nt
-                        else:
-                            for i in range(n_open):
-                                b = ob[i]
-                                if lv == LV_BG:
-                                    if bg_nxt[bg_of_bank[b], nc] < nt:
-                                        bg_nxt[bg_of_bank[b], nc] = nt
-                                elif bank_nxt[b, nc] < nt:
-                                    bank_nxt[b, nc] = nt
+                    _apply_rules(par, rules, bg_of_bank, pc_nxt, bg_nxt, bank_nxt, PRE_AB, rs, ob, n_open)
                     re = rs + t_rp + t_ref
                 else:
                     re = rs + t_ref
@@ -145,21 +154,7 @@ def run_streams(par, rules, bg_of_bank, cmd, first, stride, count, row, starts, 
                         pc_nxt[c2] = re
                 if n_open > 0:
                     # implicit ACT_AB re-opening the same rows at re
-                    for r in range(par[P_RULES_OF + ACT_AB], par[P_RULES_OF + ACT_AB + 1]):
-                        nc = rules[r, 1]
-                        lv = rules[r, 2]
-                        nt = re + rules[r, 3]
-                        if lv == LV_PC:
-                            if pc_nxt[nc] < nt:
-                                pc_nxt[nc] = nt
-                        else:
-                            for i in range(n_open):
-                                b = ob[i]
-                                if lv == LV_BG:
-                                    if bg_nxt[bg_of_bank[b], nc] < nt:
-                                        bg_nxt[bg_of_bank[b], nc] = nt
-                                elif bank_nxt[b, nc] < nt:
-                                    bank_nxt[b, nc] = nt
+                    _apply_rules(par, rules, bg_of_bank, pc_nxt, bg_nxt, bank_nxt, ACT_AB, re, ob, n_open)
                     n_impl += n_open
                     last = re
                 else:
@@ -168,23 +163,7 @@ def run_streams(par, rules, bg_of_bank, cmd, first, stride, count, row, starts, 
                 ref_cycles += re - rs
                 due += refi
             # --- issue c at t -----------------------------------------------------------------------------
-            for r in range(par[P_RULES_OF + c], par[P_RULES_OF + c + 1]):
-                nc = rules[r, 1]
-                lv = rules[r, 2]
-                nt = t + rules[r, 3]
-                if lv == LV_PC:
-                    if pc_nxt[nc] < nt:
-                        pc_nxt[nc] = nt
-                elif lv == LV_BG:
-                    for i in range(n):
-                        g = bg_of_bank[tb[i]]
-                        if bg_nxt[g, nc] < nt:
-                            bg_nxt[g, nc] = nt
-                else:
-                    for i in range(n):
-                        b = tb[i]
-                        if bank_nxt[b, nc] < nt:
-                            bank_nxt[b, nc] = nt
+            _apply_rules(par, rules, bg_of_bank, pc_nxt, bg_nxt, bank_nxt, c, t, tb, n)
             if c <= ACT_AB:
                 for i in range(n):
                     open_row[tb[i]] = row[k]
