@@ -15,7 +15,7 @@ import numpy as np
 from ..config.schema import DramConfig
 from ..errors import TraceError
 from . import kernel as K
-from .mapping import CompiledMapping, compile_mapping
+from .mapping import CompiledMapping, compile_mapping, decode_transactions
 from .timing import (L_PC, L_RK, N_CMDS, N_LEVELS, P_REFLEVEL, P_REFRESH, P_REFI, P_REFIPB, P_TXPERREQ,
                      REF_ALLBANK, REF_NONE, CompiledTiming, compile_timing)
 
@@ -196,6 +196,9 @@ class DramEngine:
         org = cfg.organization
         self.tx_per_req = int(self.timing.par[P_TXPERREQ])
         self.capacity = org.capacity_bytes
+        self._terms = self.mapping.terms()
+        self._fan = np.array([org.channels, org.pseudo_channels, org.ranks, org.bank_groups,
+                              org.banks_per_group], dtype=np.int64)
 
     def decode(self, addr: np.ndarray, source: str | None = None, first_line: int = 1):
         """Split line requests into transactions and decode them. Returns (ch, bank, row, tx_addr)."""
@@ -205,17 +208,8 @@ class DramEngine:
             bad = int(np.argmax(addr >= np.uint64(self.capacity)))
             raise TraceError(f"address {int(addr[bad]):#x} is beyond the device capacity "
                              f"({self.capacity:#x} bytes) of {self.cfg.name}", file=source, line=first_line + bad)
-        line = np.uint64(self.cfg.line_bytes)
-        base = (addr // line) * line
-        tx = (base[:, None] + (np.arange(self.tx_per_req, dtype=np.uint64) * np.uint64(org.transaction_bytes))[None, :])
-        tx = tx.reshape(-1)
-        f = self.mapping.decode(tx)
-        pc = f["ch"] * org.pseudo_channels + f["pc"]
-        rk = pc * org.ranks + f["ra"]
-        bg = rk * org.bank_groups + f["bg"]
-        bank = bg * org.banks_per_group + f["ba"]
-        return (np.ascontiguousarray(f["ch"]), np.ascontiguousarray(bank), np.ascontiguousarray(f["ro"]),
-                (tx >> np.uint64(self.mapping.offset_bits)).astype(np.int64))
+        return decode_transactions(addr, self.cfg.line_bytes, self.tx_per_req, org.transaction_bytes,
+                                   self.mapping.offset_bits, self._terms, self._fan)
 
     def run(self, requests: Requests | Iterable[Requests], *, queue_depth: int = 0,
             record_requests: int = 0, source: str | None = None) -> DramResult:

@@ -4,7 +4,9 @@ Every supported scheme is compiled into one representation, :class:`CompiledMapp
 (channel, pseudo-channel, rank, bank group, bank, row, column) the list of its output bits, least
 significant first, where each output bit is the XOR of a small set of physical address bits. Plain
 bit-slicing schemes have one address bit per output bit; Ramulator 2.1's MOP4CLXOR adds XOR terms.
-Decoding is vectorised NumPy over whole chunks, before the timing kernel runs.
+Decoding runs over whole chunks before the timing kernel: :func:`decode_transactions` (jitted) splits
+line requests into transactions and decodes them in one pass over a table of bit terms;
+:meth:`CompiledMapping.decode` is the vectorised NumPy form of the same mapping, kept as its reference.
 
 Schemes
 -------
@@ -25,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from ..config.schema import AddressMapping, DramOrganization
 
@@ -58,6 +61,28 @@ class CompiledMapping:
     offset_bits: int  # log2(transaction bytes)
     address_bits: int  # highest used address bit + 1 (capacity = 2**address_bits bytes)
     scheme: str
+
+    def terms(self) -> np.ndarray:
+        """The mapping as XOR terms for :func:`decode_transactions`: int64 rows (field, shift, mask, dst).
+
+        Field ``f`` (index into ``FIELDS``) is the XOR of ``((addr >> shift) & mask) << dst`` over its rows.
+        Runs of plain consecutive bits become one row; an XOR output bit becomes one row per source bit.
+        """
+        rows = []
+        for fi, name in enumerate(FIELDS):
+            spec = self.bits[name]
+            i = 0
+            while i < len(spec):
+                if len(spec[i]) == 1:
+                    j = i
+                    while j + 1 < len(spec) and len(spec[j + 1]) == 1 and spec[j + 1][0] == spec[j][0] + 1:
+                        j += 1
+                    rows.append((fi, spec[i][0], (1 << (j - i + 1)) - 1, i))
+                    i = j + 1
+                    continue
+                rows.extend((fi, b, 1, i) for b in spec[i])
+                i += 1
+        return np.array(rows, dtype=np.int64).reshape(-1, 4)
 
     def decode(self, addr: np.ndarray) -> dict[str, np.ndarray]:
         """Decode byte addresses into field arrays (int64), vectorised.
@@ -217,3 +242,34 @@ def compile_mapping(mapping: AddressMapping, org: DramOrganization) -> CompiledM
     if len(set(order)) != len(order):
         raise ValueError(f"mapping {scheme!r} names a field twice")
     return _from_lsb_order(list(reversed(order)), widths, offset, scheme)
+
+
+@njit(cache=True)
+def decode_transactions(addr, line_bytes, tx_per, tx_bytes, offset_bits, terms, fan):
+    """Split line requests into ``tx_per`` transactions each and decode them (request-major order).
+
+    addr : uint64[n] byte addresses; terms : from :meth:`CompiledMapping.terms`; fan : int64[5], nodes per
+    parent at each level (channels, pseudo-channels, ranks, bank groups, banks per group).
+    Returns int64 arrays (channel, flat bank index, row, transaction address).
+    """
+    n = addr.shape[0] * tx_per
+    ch = np.empty(n, dtype=np.int64)
+    bank = np.empty(n, dtype=np.int64)
+    row = np.empty(n, dtype=np.int64)
+    txa = np.empty(n, dtype=np.int64)
+    f = np.zeros(7, dtype=np.int64)
+    lb = np.uint64(line_bytes)
+    for i in range(addr.shape[0]):
+        base = (addr[i] // lb) * lb
+        for k in range(tx_per):
+            a = np.int64(base + np.uint64(k * tx_bytes))
+            for j in range(7):
+                f[j] = 0
+            for r in range(terms.shape[0]):
+                f[terms[r, 0]] ^= ((a >> terms[r, 1]) & terms[r, 2]) << terms[r, 3]
+            x = i * tx_per + k
+            ch[x] = f[0]
+            bank[x] = (((f[0] * fan[1] + f[1]) * fan[2] + f[2]) * fan[3] + f[3]) * fan[4] + f[4]
+            row[x] = f[5]
+            txa[x] = a >> offset_bits
+    return ch, bank, row, txa
