@@ -18,7 +18,7 @@ def run_twin(cp, cmd, first, stride, count, row, starts):
         rules.setdefault((p, n), []).append((lv, d))
     horizon = max([d for _, _, _, d in cp.rules.tolist()] + [int(cp.par[C.P_FAW])]) + 1
     bg = [int(v) for v in cp.bg_of_bank]
-    nb, faw, limit = par[C.P_NB], par[C.P_FAW], par[C.P_FAW_LIMIT]
+    faw, limit = par[C.P_FAW], par[C.P_FAW_LIMIT]
     refi, rfc, rp = par[C.P_REFI], par[C.P_RFC], par[C.P_RP]
     refresh_on = par[C.P_REFRESH] != 0
     issue = [0] * len(cmd)

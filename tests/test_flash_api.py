@@ -162,7 +162,7 @@ def test_jitted_split_matches_a_plain_reference(seed):
     size = rng.integers(1, 5 * o.page_bytes, n)
     kind = rng.integers(0, 3, n)
     s = api.split_requests(cfg, off, size, kind)
-    planes, hosts, idxs = [], [], []
+    hosts, idxs = [], []
     for r in range(n):
         unit = o.page_bytes * (o.pages_per_block if kind[r] == 2 else 1)
         for i in range(off[r] // unit, (off[r] + size[r] - 1) // unit + 1):

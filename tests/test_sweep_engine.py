@@ -186,14 +186,14 @@ def test_resume_after_sigkill(tmp_path):
     rep = run_sweep(path, out, jobs=1, progress=False, log=lambda m: None)
     assert rep.ok and rep.n_skipped == len(finished) and rep.n_run == 6 - len(finished)
     assert sorted(p.name for p in (out / "points").iterdir()) == sorted(rep.table["hash"])  # no leftovers
-    clean = run_sweep(path, tmp_path / "clean", jobs=1, progress=False, log=lambda m: None)
+    run_sweep(path, tmp_path / "clean", jobs=1, progress=False, log=lambda m: None)
     assert (out / "table.parquet").read_bytes() == (tmp_path / "clean" / "table.parquet").read_bytes()
 
 
 def test_dask_local_cluster_matches_serial(tmp_path):
     pytest.importorskip("distributed")
     path = write_sweep(tmp_path, small())
-    serial = run_sweep(path, tmp_path / "s", jobs=1, progress=False, log=lambda m: None)
+    run_sweep(path, tmp_path / "s", jobs=1, progress=False, log=lambda m: None)
     rep = run_sweep(path, tmp_path / "d", jobs=2, local_cluster=True, dask_processes=False, progress=False,
                     log=lambda m: None)
     assert rep.backend == "dask" and rep.n_run == 4 and rep.ok

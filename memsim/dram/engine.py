@@ -16,7 +16,7 @@ from ..config.schema import DramConfig
 from ..errors import TraceError
 from . import kernel as K
 from .mapping import CompiledMapping, compile_mapping, decode_transactions
-from .timing import (L_PC, L_RK, N_CMDS, N_LEVELS, P_REFLEVEL, P_REFRESH, P_REFI, P_REFIPB, P_TXPERREQ,
+from .timing import (L_RK, N_CMDS, N_LEVELS, P_REFLEVEL, P_REFRESH, P_REFI, P_REFIPB, P_TXPERREQ,
                      REF_ALLBANK, REF_NONE, CompiledTiming, compile_timing)
 
 HIST_BINS = 1 << 16  # latency histogram: one bin per memory-clock cycle, the last bin is overflow

@@ -17,7 +17,6 @@ bandwidths in GB/s (10**9 bytes per second), energies in pJ.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -43,7 +43,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..dram.timing import P_BURST, P_CL, P_CWL, compile_timing, cycles
+from ..dram.timing import P_CL, P_CWL, compile_timing, cycles
 from .config import DTYPE_BYTES, PimConfig
 
 (ACT_SB, ACT_BG, ACT_AB, PRE_SB, PRE_AB, MAC_SB, MAC_AB, WR_GB, RD_RES, MODE, ST_AB, RD_SB, WR_SB) = range(13)

@@ -28,8 +28,6 @@ What is shown / simplified:
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 

@@ -57,6 +57,7 @@ import numpy as np
 
 from memsim.config import yamltree as yt
 from memsim.errors import ConfigError
+from memsim.shipped import shipped_path
 from memsim.policies.base import Plan, Transfer, register
 from memsim.policies.flash_naive import pick_tier, pick_unit, require_link
 
@@ -289,13 +290,10 @@ SOURCE = ("Pan et al., 'InstInfer: In-Storage Attention Offloading for Cost-Effe
 
 
 def _instinfer():
-    from importlib import resources
-    from pathlib import Path
-
     from memsim.system.api import run_point
 
-    repo = Path(str(resources.files("memsim"))).parent
-    hw, wl = str(repo / "hw_configs" / "csd_13b.yaml"), str(repo / "workloads" / "llama2_13b_longctx.yaml")
+    hw = str(shipped_path("hw_configs", "csd_13b.yaml"))
+    wl = str(shipped_path("workloads", "llama2_13b_longctx.yaml"))
     ov = {"workload.generated_tokens": 4}
     base = run_point(hw, wl, policy="kv-offload-pcie", fidelity="analytical", overrides=ov).metrics()
     ins = run_point(hw, wl, policy="attention-in-storage", fidelity="analytical", overrides=ov).metrics()

@@ -87,6 +87,7 @@ import numpy as np
 
 from memsim.config import yamltree as yt
 from memsim.errors import ConfigError
+from memsim.shipped import shipped_path
 from memsim.policies.base import Plan, Transfer, register
 from memsim.policies.flash_naive import (check_budget, check_flash_system, flash_route, flatten, hops,
                                          peak_activation_bytes, pick_tier, pick_unit, tensor_bytes,
@@ -225,7 +226,6 @@ class FlashWindowing:
 
         ffn_tensors = {tid for tid, g in groups.items() if g == "ffn"}
         tensor_tier = {tid: (flash if tid in ffn_tensors else dram) for tid in groups}
-        name = ops["name"].to_numpy(dtype=object)
         layer = ops["layer"].to_numpy()
         step = ops["step"].to_numpy()
         m_rows = ops["m"].to_numpy(dtype=np.float64)
@@ -345,17 +345,11 @@ LOAD_TOL = 0.25
 
 
 def _hw(name: str) -> str:
-    from importlib import resources
-    from pathlib import Path
-
-    return str(Path(str(resources.files("memsim"))).parent / "hw_configs" / name)
+    return str(shipped_path("hw_configs", name))
 
 
 def _wl(name: str) -> str:
-    from importlib import resources
-    from pathlib import Path
-
-    return str(Path(str(resources.files("memsim"))).parent / "workloads" / name)
+    return str(shipped_path("workloads", name))
 
 
 @lru_cache(maxsize=None)

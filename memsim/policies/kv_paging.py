@@ -58,6 +58,7 @@ import numpy as np
 
 from memsim.config import yamltree as yt
 from memsim.errors import ConfigError
+from memsim.shipped import shipped_path
 from memsim.policies.base import Plan, Transfer, register
 
 EVICTIONS = ("lru", "sink-window", "h2o")
@@ -450,10 +451,7 @@ VLLM_SOURCE = ("Kwon et al., 'Efficient Memory Management for Large Language Mod
 
 
 def _repo_file(*parts: str) -> str:
-    from importlib import resources
-    from pathlib import Path
-
-    return str(Path(str(resources.files("memsim"))).parent.joinpath(*parts))
+    return str(shipped_path(*parts))
 
 
 #: The paper's throughput setting [S]: OPT-13B on one A100-40GB. memsim: Llama-2-13B (same size class: 40 layers,

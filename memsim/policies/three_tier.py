@@ -54,6 +54,7 @@ import numpy as np
 
 from memsim.config import yamltree as yt
 from memsim.errors import ConfigError
+from memsim.shipped import shipped_path
 from memsim.policies.base import Plan, Transfer, register
 from memsim.policies.kv_paging import accelerator, check_tier, linked_tiers
 
@@ -304,10 +305,7 @@ SWITCH_WORKLOAD = {"workload.prompt_tokens": 8, "workload.generated_tokens": 1}
 
 
 def _repo_file(*parts: str) -> str:
-    from importlib import resources
-    from pathlib import Path
-
-    return str(Path(str(resources.files("memsim"))).parent.joinpath(*parts))
+    return str(shipped_path(*parts))
 
 
 def _switch_time(hw: str, workload: str, overrides: Mapping[str, Any]) -> float:

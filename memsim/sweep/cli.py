@@ -1,8 +1,6 @@
 """``memsim sweep SWEEP.yaml [--jobs N] [--scheduler tcp://host:8786 | --local-cluster] [--out DIR]``."""
 from __future__ import annotations
 
-import argparse
-
 EXIT_OK, EXIT_FAILED_POINTS = 0, 1
 
 

@@ -53,7 +53,7 @@ from typing import Any
 from memsim.errors import MemsimError
 from memsim.results import (canonical_json, clean_stale, input_hash, is_complete, read_run, run_status,
                             to_jsonable, write_run_folder)
-from memsim.sweep.spec import SweepSpec, load_sweep, point_settings, validate_sweep
+from memsim.sweep.spec import SweepSpec, load_sweep, validate_sweep
 
 __all__ = ["run_sweep", "SweepReport", "execute_point", "gather_table", "TABLE_PARQUET", "TABLE_CSV"]
 

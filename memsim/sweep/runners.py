@@ -118,11 +118,6 @@ def _yaml_value(v: Any) -> Any:
 
     return parse_override_value(v)
 
-    try:
-        return yaml.safe_load(v)
-    except yaml.YAMLError:
-        return v
-
 
 def _load_hw(path: Path, overrides: Mapping, cache: dict | None):
     from memsim.config import load_hw_config

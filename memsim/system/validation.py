@@ -16,9 +16,7 @@ Tolerances are the project's: decode within 10 %, prefill within 20 %. Cases run
 """
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-
+from memsim.shipped import shipped_path
 from memsim.validate.catalogue import Case, Check
 
 DECODE_TOL = 0.10
@@ -26,9 +24,7 @@ PREFILL_TOL = 0.20
 
 
 def _hw(name: str) -> str:
-    """Shipped hardware configs live in the repo's hw_configs/ (beside the package)."""
-    repo = Path(str(resources.files("memsim"))).parent
-    return str(repo / "hw_configs" / name)
+    return str(shipped_path("hw_configs", name))
 
 
 def _run(prompt: int, gen: int, fidelity: str = "cycle"):

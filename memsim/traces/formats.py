@@ -360,7 +360,6 @@ def _text_pieces(path: str, spec: _TextSpec) -> Iterator[_Piece]:
 def _parse_text_block(block: bytes, spec: _TextSpec, lines_before: int, state: dict, path: str) -> _Piece:
     """Parse whole lines (``block`` ends with ``\\n``); line k of the block is file line lines_before+k+1."""
     buf = np.frombuffer(block, dtype=np.uint8)
-    n = buf.shape[0]
     ws = _WS[buf]
     nl = np.flatnonzero(buf == 10)
     nlines = nl.shape[0]

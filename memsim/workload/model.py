@@ -35,12 +35,13 @@ from typing import Any
 
 from memsim.config import yamltree as yt
 from memsim.errors import ConfigError
+from memsim.shipped import REPO_ROOT
 
 __all__ = ["ModelSpec", "load_model", "import_hf_config", "weight_tensors", "list_models", "MODELS_DIR",
            "WORKLOADS_DIR"]
 
 #: The repository's ``workloads/`` folder (model names resolve to ``workloads/models/<name>.yaml``).
-WORKLOADS_DIR = Path(__file__).resolve().parents[2] / "workloads"
+WORKLOADS_DIR = REPO_ROOT / "workloads"
 MODELS_DIR = WORKLOADS_DIR / "models"
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu")
