@@ -10,7 +10,8 @@ Each ``benchmarks/bench_NAME.py`` module (PIM, flash, SRAM, system, sweep) has `
 which prints its own table after its own warm-up.
 
 Prints one row per (configuration, trace): wall time of the replay (after JIT warm-up), simulated
-requests per second, wall time per simulated microsecond, and the reference simulators' speed on the same
+requests per second, wall time per request, controller decisions per request and wall time per decision
+(the kernel's cost is about decisions x time per decision), and the reference simulators' speed on the same
 trace (``req_per_wall_s`` of the reference table, whole-process wall time on a 2-core machine) with the
 speed-up. The JIT warm-up (compiling or loading the cached kernels) is timed and printed separately.
 """
@@ -68,7 +69,7 @@ def bench_dram(args) -> None:
         ref[(c.preset, c.trace)] = c.reference_req_per_s
     traces = ["seq", "rand", "mix2:1", "gemv", "rand-unloaded(QD1,20k)"]
     hdr = (f"{'configuration':40s} {'trace':24s} {'requests':>9s} {'wall s':>7s} {'M req/s':>8s} "
-           f"{'ns/req':>7s} {'ref M req/s':>11s} {'speed-up':>8s}")
+           f"{'ns/req':>7s} {'dec/req':>7s} {'ns/dec':>6s} {'ref M req/s':>11s} {'speed-up':>8s}")
     print(hdr)
     print("-" * len(hdr))
     total_req = total_wall = 0.0
@@ -80,13 +81,14 @@ def bench_dram(args) -> None:
                 addr, is_write = addr[: len(addr) // 8], is_write[: len(addr) // 8]
             qd = 1 if tr.startswith("rand-unloaded") else 0
             t1 = time.perf_counter()
-            eng.run(Requests(addr, is_write), queue_depth=qd)
+            res = eng.run(Requests(addr, is_write), queue_depth=qd)
             wall = time.perf_counter() - t1
+            dec = res.controller_decisions
             rate = len(addr) / wall
             r = ref.get((preset, tr), 0.0)
             sp = f"{rate / r:7.1f}x" if r else "       -"
             print(f"{preset:40s} {tr:24s} {len(addr):9,d} {wall:7.2f} {rate / 1e6:8.2f} "
-                  f"{1e9 / rate:7.0f} {r / 1e6:11.3f} {sp}")
+                  f"{1e9 / rate:7.0f} {dec / len(addr):7.2f} {1e9 * wall / max(1, dec):6.0f} {r / 1e6:11.3f} {sp}")
             total_req += len(addr)
             total_wall += wall
             sys.stdout.flush()

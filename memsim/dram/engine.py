@@ -130,6 +130,9 @@ class DramResult:
     per_channel: dict
     per_bank: dict
     energy_pj: dict
+    #: scheduler decisions the kernel took (one per channel per cycle it examined): a cost figure of the
+    #: replay itself, not of the hardware; ``benchmarks/run.py`` reports the wall time per decision
+    controller_decisions: int = 0
     completion_cycles: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -286,7 +289,7 @@ class DramEngine:
                          "activates": chs[:, K.C_ACT].tolist()},
             per_bank={"activates": st.bank_stats[:, 0].tolist(), "column_commands": st.bank_stats[:, 1].tolist(),
                       "utilisation": (st.bank_stats[:, 1] * bl / max(1, sim_cycles)).tolist()},
-            energy_pj=energy, completion_cycles=out)
+            energy_pj=energy, controller_decisions=int(S[K.S_SCAN_ID]), completion_cycles=out)
 
 
 def simulate(cfg: DramConfig, requests: Requests | Iterable[Requests], *, queue_depth: int = 0,
