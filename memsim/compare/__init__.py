@@ -23,9 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from memsim.errors import MemsimError
+from memsim.shipped import shipped_path
 
 #: policy -> (hardware config in hw_configs/, workload overrides that config needs). The config's own
 #: ``policy:`` block supplies the policy's parameters; the policy is passed by name for configs whose
@@ -49,9 +48,7 @@ BASE_COLUMNS = ("policy", "hw_config", "system", "model", "batch", "prompt_token
 
 
 def hw_path(name: str) -> str:
-    from memsim.system.validation import _hw
-
-    return _hw(name)
+    return str(shipped_path("hw_configs", name))
 
 
 def compare(workload: str, *, policies: Sequence[str] | None = None, fidelity: str = "analytical",
@@ -61,6 +58,8 @@ def compare(workload: str, *, policies: Sequence[str] | None = None, fidelity: s
     after the table's own; ``configs`` replaces the default config of some policies (policy -> a hardware YAML
 path, or a file name in hw_configs/); ``progress(policy, message)`` is called after each run."""
     import time
+
+    import pandas as pd  # here, not at the top: the command line imports this module to register itself
 
     from memsim.policies import known_policies
     from memsim.system.api import run_point

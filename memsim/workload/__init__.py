@@ -4,13 +4,15 @@
   Hugging Face ``config.json``), :func:`import_hf_config`.
 * :mod:`memsim.workload.scenario`: :class:`Scenario`, :func:`load_scenario`.
 * :mod:`memsim.workload.trace`: :func:`generate` -> :class:`OpTrace` (the schema the system simulator
-  consumes), :func:`write_trace` / :func:`read_trace` (Parquet).
+  consumes), :func:`write_trace` / :func:`read_trace` (Parquet). Loaded on first use (PEP 562): it
+  imports pandas, which the command line's registration of ``memsim workload`` should not pay for.
 * :mod:`memsim.workload.closed_form`: bytes and FLOPs per step from the model alone.
 * :mod:`memsim.workload.torch_import`: optional importer of traces captured from PyTorch.
 """
 from memsim.workload.model import ModelSpec, import_hf_config, list_models, load_model, weight_tensors
 from memsim.workload.scenario import DTYPE_BITS, Scenario, load_scenario
-from memsim.workload.trace import KINDS, OpTrace, generate, read_trace, write_trace
+
+_FROM_TRACE = ("KINDS", "OpTrace", "generate", "read_trace", "write_trace")
 
 __all__ = ["ModelSpec", "import_hf_config", "list_models", "load_model", "weight_tensors", "DTYPE_BITS",
            "Scenario", "load_scenario", "KINDS", "OpTrace", "generate", "read_trace", "write_trace",
@@ -32,3 +34,11 @@ def load_workload(name_or_path: str, **changes) -> Scenario:
             return sc.with_(**changes) if changes else sc
     model = load_model(name_or_path)
     return Scenario(model=model, **changes)
+
+
+def __getattr__(name: str):
+    if name in _FROM_TRACE:
+        import importlib
+
+        return getattr(importlib.import_module("memsim.workload.trace"), name)
+    raise AttributeError(f"module 'memsim.workload' has no attribute {name!r}")
