@@ -46,6 +46,7 @@ from .timing import (
 )
 
 INF = np.int64(1) << np.int64(62)
+U = np.uint64  # unsigned array index (no negative-index wrap-around); only for indices known to be >= 0
 
 
 # Data layout. Queued transactions of a channel live in a pool (``ent``); each is linked into two
@@ -131,25 +132,32 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
     # increments, so each use in a branch paid an update. Bound once at the top, the pair is removed.
     # (Measured: binding in every closure was twice as slow, and binding by tuple unpacking, several
     # names in one statement, gave wrong results when two such closures were inlined into one function.)
+    # The hottest helpers index with unsigned integers (``U``): a signed index costs a negative-index
+    # wrap-around per dimension, which these indices (banks, nodes, commands, rule rows) never need.
+    # (Measured on this pattern: 8.2 -> 5.2 ns per lookup.)
     def ready(b, cmd):
         """Earliest cycle ``cmd`` may issue to bank ``b`` by the timing rules (tFAW aside)."""
-        r = nxt[nob[b, 0], cmd]
+        ub = U(b)
+        uc = U(cmd)
+        r = nxt[U(nob[ub, U(0)]), uc]
         for lv in range(1, N_LEVELS):
-            v = nxt[nob[b, lv], cmd]
+            v = nxt[U(nob[ub, U(lv)]), uc]
             if v > r:
                 r = v
         return r
 
     def apply_rules(b, cmd, t):
         """Command ``cmd`` issued to bank ``b`` at ``t``: raise the earliest-issue times it constrains."""
-        for k in range(par[P_RULES_OF + cmd], par[P_RULES_OF + cmd + 1]):
-            lv = rules[k, 2]
-            nt = t + rules[k, 3]
-            node = nob[b, lv]
-            nc = rules[k, 1]
-            if rules[k, 4] == 0:
-                if nxt[node, nc] < nt:
-                    nxt[node, nc] = nt
+        ub = U(b)
+        for k in range(par[U(P_RULES_OF + cmd)], par[U(P_RULES_OF + cmd + 1)]):
+            uk = U(k)
+            lv = rules[uk, U(2)]
+            nt = t + rules[uk, U(3)]
+            node = nob[ub, U(lv)]
+            nc = U(rules[uk, U(1)])
+            if rules[uk, U(4)] == 0:
+                if nxt[U(node), nc] < nt:
+                    nxt[U(node), nc] = nt
             else:
                 fan = lvl_fan[lv]
                 first = lvl_base[lv] + ((node - lvl_base[lv]) // fan) * fan
@@ -162,8 +170,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         ring_ = ring
         hist_ = hist
         out_done_ = out_done
-        lat = done - ring_[slot, R_ACCEPT]
-        w = ring_[slot, R_WRITE]
+        lat = done - ring_[U(slot), R_ACCEPT]
+        w = ring_[U(slot), R_WRITE]
         h = hist_.shape[1] - 1
         hist_[w, lat if lat < h else h] += 1
         if w == 0:
@@ -176,24 +184,24 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             S_[S_LAT_SUM_W] += lat
             if lat > S_[S_LAT_MAX_W]:
                 S_[S_LAT_MAX_W] = lat
-        gid = ring_[slot, R_GID]
+        gid = ring_[U(slot), R_GID]
         if gid < out_done_.shape[0]:
             out_done_[gid] = done
         if done > S_[S_LAST_DONE]:
             S_[S_LAST_DONE] = done
         S_[S_OUTSTANDING] -= 1
-        ring_[slot, R_REMAIN] = -1
+        ring_[U(slot), R_REMAIN] = -1
         ring_[S_[S_FREE_TOP], R_FREE] = slot
         S_[S_FREE_TOP] += 1
 
     def tx_done(slot, done):
         if slot < 0:
             return
-        if done > ring[slot, R_DONE]:
-            ring[slot, R_DONE] = done
-        ring[slot, R_REMAIN] -= 1
-        if ring[slot, R_REMAIN] == 0:
-            complete_request(slot, ring[slot, R_DONE])
+        if done > ring[U(slot), R_DONE]:
+            ring[U(slot), R_DONE] = done
+        ring[U(slot), R_REMAIN] -= 1
+        if ring[U(slot), R_REMAIN] == 0:
+            complete_request(slot, ring[U(slot), R_DONE])
 
     def close_bank(c, b, pre_t):
         """Precharge bank ``b`` at ``pre_t`` (auto-precharge or timeout)."""
@@ -268,89 +276,93 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
 
     def update_write_mode(c):
         """Enter write-drain mode above the high watermark (or when no read waits); leave it below the low one."""
-        rl = qlen[Q_READ, c]
-        wl = qlen[Q_WRITE, c]
-        if chs[c, C_WMODE] != 0:
+        rl = qlen[Q_READ, U(c)]
+        wl = qlen[Q_WRITE, U(c)]
+        if chs[U(c), C_WMODE] != 0:
             if wl == 0 or (wl < par[P_WLO] and rl > 0):
-                chs[c, C_WMODE] = 0
+                chs[U(c), C_WMODE] = 0
         elif wl > 0 and (wl > par[P_WHI] or rl == 0):
-            chs[c, C_WMODE] = 1
+            chs[U(c), C_WMODE] = 1
 
     def link(c, qq, e):
         """Append pool entry ``e`` to its bank's list of queue ``qq``."""
-        b = ent[c, e, F_BANK]
-        tail = lists[b, 3 * qq + 1]
-        ent[c, e, F_NEXT] = -1
-        ent[c, e, F_PREV] = tail
+        uc = U(c)
+        ue = U(e)
+        b = ent[uc, ue, F_BANK]
+        tail = lists[U(b), 3 * qq + 1]
+        ent[uc, ue, F_NEXT] = -1
+        ent[uc, ue, F_PREV] = tail
         if tail >= 0:
-            ent[c, tail, F_NEXT] = e
+            ent[uc, U(tail), F_NEXT] = e
         else:
-            lists[b, 3 * qq] = e
+            lists[U(b), 3 * qq] = e
             # the bank gets its first entry in this queue: enter the channel's list of banks with entries
-            k = nab[c, qq]
-            abk[c, qq, k] = b
-            lists[b, 9 + qq] = k
-            nab[c, qq] = k + 1
-        lists[b, 3 * qq + 1] = e
-        lists[b, 3 * qq + 2] += 1
-        qlen[qq, c] += 1
-        gt = nab[c, 6 + qq]
-        ent[c, e, F_GNEXT] = -1
-        ent[c, e, F_GPREV] = gt
+            k = nab[uc, qq]
+            abk[uc, U(qq), U(k)] = b
+            lists[U(b), 9 + qq] = k
+            nab[uc, qq] = k + 1
+        lists[U(b), 3 * qq + 1] = e
+        lists[U(b), 3 * qq + 2] += 1
+        qlen[U(qq), uc] += 1
+        gt = nab[uc, 6 + qq]
+        ent[uc, ue, F_GNEXT] = -1
+        ent[uc, ue, F_GPREV] = gt
         if gt >= 0:
-            ent[c, gt, F_GNEXT] = e
+            ent[uc, U(gt), F_GNEXT] = e
         else:
-            nab[c, 3 + qq] = e
-        nab[c, 6 + qq] = e
+            nab[uc, 3 + qq] = e
+        nab[uc, 6 + qq] = e
 
     def unlink(c, qq, e):
-        b = ent[c, e, F_BANK]
-        nx = ent[c, e, F_NEXT]
-        pv = ent[c, e, F_PREV]
+        uc = U(c)
+        ue = U(e)
+        b = ent[uc, ue, F_BANK]
+        nx = ent[uc, ue, F_NEXT]
+        pv = ent[uc, ue, F_PREV]
         if pv >= 0:
-            ent[c, pv, F_NEXT] = nx
+            ent[uc, U(pv), F_NEXT] = nx
         else:
-            lists[b, 3 * qq] = nx
+            lists[U(b), 3 * qq] = nx
         if nx >= 0:
-            ent[c, nx, F_PREV] = pv
+            ent[uc, U(nx), F_PREV] = pv
         else:
-            lists[b, 3 * qq + 1] = pv
-        lists[b, 3 * qq + 2] -= 1
-        qlen[qq, c] -= 1
-        gn = ent[c, e, F_GNEXT]
-        gp = ent[c, e, F_GPREV]
+            lists[U(b), 3 * qq + 1] = pv
+        lists[U(b), 3 * qq + 2] -= 1
+        qlen[U(qq), uc] -= 1
+        gn = ent[uc, ue, F_GNEXT]
+        gp = ent[uc, ue, F_GPREV]
         if gp >= 0:
-            ent[c, gp, F_GNEXT] = gn
+            ent[uc, U(gp), F_GNEXT] = gn
         else:
-            nab[c, 3 + qq] = gn
+            nab[uc, 3 + qq] = gn
         if gn >= 0:
-            ent[c, gn, F_GPREV] = gp
+            ent[uc, U(gn), F_GPREV] = gp
         else:
-            nab[c, 6 + qq] = gp
-        if lists[b, 3 * qq + 2] == 0:
-            k = lists[b, 9 + qq]
-            last = nab[c, qq] - 1
-            ob = abk[c, qq, last]
-            abk[c, qq, k] = ob
-            lists[ob, 9 + qq] = k
-            nab[c, qq] = last
+            nab[uc, 6 + qq] = gp
+        if lists[U(b), 3 * qq + 2] == 0:
+            k = lists[U(b), 9 + qq]
+            last = nab[uc, qq] - 1
+            ob = abk[uc, U(qq), U(last)]
+            abk[uc, U(qq), U(k)] = ob
+            lists[U(ob), 9 + qq] = k
+            nab[uc, qq] = last
 
     def count_hits(c, qq, b, row):
         ent_ = ent
         lists_ = lists
         n = 0
-        e = lists_[b, 3 * qq]
+        e = lists_[U(b), 3 * qq]
         while e >= 0:
-            if ent_[c, e, F_ROW] == row:
+            if ent_[U(c), U(e), F_ROW] == row:
                 n += 1
-            e = ent_[c, e, F_NEXT]
+            e = ent_[U(c), U(e), F_NEXT]
         return n
 
     def cmd_ready(b, cmd):
         r = ready(b, cmd)
         if cmd == ACT:
-            rk = nob[b, L_RK] - lvl_base[L_RK]
-            fw = faw[rk, faw_pos[rk]] + par[P_FAW]
+            rk = nob[U(b), L_RK] - lvl_base[L_RK]
+            fw = faw[U(rk), U(faw_pos[U(rk)])] + par[P_FAW]
             if fw > r:
                 r = fw
         return r
@@ -358,30 +370,33 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
     def memo_ready(b, cmd, scan):
         """``cmd_ready``, computed once per bank and command in one scheduling scan."""
         lists_ = lists
-        if lists_[b, L_MEMO_STAMP + cmd] == scan:
-            return lists_[b, L_MEMO_VAL + cmd]
+        ub = U(b)
+        if lists_[ub, U(L_MEMO_STAMP + cmd)] == scan:
+            return lists_[ub, U(L_MEMO_VAL + cmd)]
         r = cmd_ready(b, cmd)
-        lists_[b, L_MEMO_STAMP + cmd] = scan
-        lists_[b, L_MEMO_VAL + cmd] = r
+        lists_[ub, U(L_MEMO_STAMP + cmd)] = scan
+        lists_[ub, U(L_MEMO_VAL + cmd)] = r
         return r
 
     def issue_col(c, qq, e, t):
-        b = ent[c, e, F_BANK]
-        w = ent[c, e, F_WRITE]
+        uc = U(c)
+        ue = U(e)
+        b = ent[uc, ue, F_BANK]
+        w = ent[uc, ue, F_WRITE]
         apply_rules(b, RD + w, t)
-        flags = ent[c, e, F_FLAGS]
+        flags = ent[uc, ue, F_FLAGS]
         if flags & FLAG_PRE:
-            chs[c, C_CONF] += 1
+            chs[uc, C_CONF] += 1
         elif flags & FLAG_ACT:
-            chs[c, C_MISS] += 1
+            chs[uc, C_MISS] += 1
         else:
-            chs[c, C_HIT] += 1
-        chs[c, C_RD + w] += 1
-        bank[b, B_HP0 + qq] -= 1
-        bank[b, B_STREAK] += 1
-        bank[b, B_LAST] = t
-        bank_stats[b, 1] += 1
-        slot = ent[c, e, F_SLOT]
+            chs[uc, C_HIT] += 1
+        chs[uc, C_RD + w] += 1
+        bank[U(b), B_HP0 + qq] -= 1
+        bank[U(b), B_STREAK] += 1
+        bank[U(b), B_LAST] = t
+        bank_stats[U(b), 1] += 1
+        slot = ent[uc, ue, F_SLOT]
         if w == 0:
             fifo_mask = fifo.shape[0] - 1
             tl = S[S_FIFO_TAIL]
@@ -391,49 +406,49 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         else:
             tx_done(slot, t)
         unlink(c, qq, e)
-        freel[c, chs[c, C_NFREE]] = e
-        chs[c, C_NFREE] += 1
+        freel[uc, U(chs[uc, C_NFREE])] = e
+        chs[uc, C_NFREE] += 1
         S[S_QUEUED] -= 1
         if qq != Q_CMD or par[P_BQD] > 0:
             S[S_FREED] = 1
-        if par[P_ROWPOL] == ROW_CLOSED and bank[b, B_HP0] + bank[b, B_HP1] + bank[b, B_HP2] == 0:
+        if par[P_ROWPOL] == ROW_CLOSED and bank[U(b), B_HP0] + bank[U(b), B_HP1] + bank[U(b), B_HP2] == 0:
             pre_t = ready(b, PRE)
             if pre_t < t:
                 pre_t = t
             close_bank(c, b, pre_t)
 
     def issue_row(c, qq, e, cmd, t):
-        b = ent[c, e, F_BANK]
+        b = ent[U(c), U(e), F_BANK]
         if cmd == ACT:
-            row = ent[c, e, F_ROW]
+            row = ent[U(c), U(e), F_ROW]
             apply_rules(b, ACT, t)
-            rk = nob[b, L_RK] - lvl_base[L_RK]
-            faw[rk, faw_pos[rk]] = t
-            faw_pos[rk] = (faw_pos[rk] + 1) & 3
-            bank[b, B_ROW] = row
-            bank[b, B_LAST] = t
-            bank[b, B_STREAK] = 0
-            ent[c, e, F_FLAGS] |= FLAG_ACT
-            chs[c, C_ACT] += 1
-            bank_stats[b, 0] += 1
+            rk = nob[U(b), L_RK] - lvl_base[L_RK]
+            faw[U(rk), U(faw_pos[U(rk)])] = t
+            faw_pos[U(rk)] = (faw_pos[U(rk)] + 1) & 3
+            bank[U(b), B_ROW] = row
+            bank[U(b), B_LAST] = t
+            bank[U(b), B_STREAK] = 0
+            ent[U(c), U(e), F_FLAGS] |= FLAG_ACT
+            chs[U(c), C_ACT] += 1
+            bank_stats[U(b), 0] += 1
             if par[P_ACTBUF] > 0 and qq != Q_CMD and qlen[Q_CMD, c] < par[P_ACTBUF]:
                 # Ramulator 2: an activated request leaves the read/write buffer for the active buffer
                 unlink(c, qq, e)
-                ent[c, e, F_SEQ] = S[S_SEQ]
+                ent[U(c), U(e), F_SEQ] = S[S_SEQ]
                 S[S_SEQ] += 1
                 link(c, Q_CMD, e)
                 S[S_FREED] = 1
-            bank[b, B_HP0] = count_hits(c, 0, b, row)
-            bank[b, B_HP1] = count_hits(c, 1, b, row)
-            bank[b, B_HP2] = count_hits(c, 2, b, row)
+            bank[U(b), B_HP0] = count_hits(c, 0, b, row)
+            bank[U(b), B_HP1] = count_hits(c, 1, b, row)
+            bank[U(b), B_HP2] = count_hits(c, 2, b, row)
         else:
             apply_rules(b, PRE, t)
-            bank[b, B_ROW] = -1
-            bank[b, B_HP0] = 0
-            bank[b, B_HP1] = 0
-            bank[b, B_HP2] = 0
-            ent[c, e, F_FLAGS] |= FLAG_PRE
-            chs[c, C_PRE] += 1
+            bank[U(b), B_ROW] = -1
+            bank[U(b), B_HP0] = 0
+            bank[U(b), B_HP1] = 0
+            bank[U(b), B_HP2] = 0
+            ent[U(c), U(e), F_FLAGS] |= FLAG_PRE
+            chs[U(c), C_PRE] += 1
 
     def schedule(c, t):
         """One controller decision for channel ``c`` at cycle ``t``. Returns the cycle to look again.
@@ -442,6 +457,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         row hit of each kind (read, write) and its oldest request that needs the row changed. Candidates are
         ranked by their queue order (``F_SEQ``), which is what a scan of the whole queue would see.
         """
+        uc = U(c)
         sched = par[P_SCHED]
         sep = par[P_SEPBUS] != 0
         ab = par[P_ACTBUF] > 0
@@ -477,35 +493,36 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             # DRAMSim3: per-bank command queues, visited round robin; in each, the first ready command.
             # A precharge is only considered at the head of its queue, and only when no queued request
             # still hits the open row or the row has served ``cap`` hits already.
-            rr = chs[c, C_RR]
+            rr = chs[uc, C_RR]
             c0 = c * banks_per_ch
             for k in range(banks_per_ch):
                 lb = (rr + k) % banks_per_ch
                 b = c0 + lb
-                h = lists[b, 3 * Q_CMD]
+                ub = U(b)
+                h = lists[ub, 3 * Q_CMD]
                 if h < 0:
                     continue
                 if rowpol == ROW_TIMEOUT:
                     timeout_close(c, b, t)
-                orow = bank[b, B_ROW]
+                orow = bank[ub, B_ROW]
                 ec = -1
                 er = -1
                 ecmd = -1
-                if orow >= 0 and bank[b, B_HP2] > 0:
+                if orow >= 0 and bank[ub, B_HP2] > 0:
                     e = h
                     while e >= 0:
-                        if ent[c, e, F_ROW] == orow:
-                            cmd = RD + ent[c, e, F_WRITE]
+                        if ent[uc, U(e), F_ROW] == orow:
+                            cmd = RD + ent[uc, U(e), F_WRITE]
                             r = memo_ready(b, cmd, scan)
                             if r <= t:
                                 ec = e
                                 break
                             if r < mn:
                                 mn = r
-                        e = ent[c, e, F_NEXT]
-                if ent[c, h, F_ROW] != orow:
+                        e = ent[uc, U(e), F_NEXT]
+                if ent[uc, U(h), F_ROW] != orow:
                     cmd = ACT if orow < 0 else PRE
-                    if cmd == ACT or bank[b, B_HP2] == 0 or (cap > 0 and bank[b, B_STREAK] >= cap):
+                    if cmd == ACT or bank[ub, B_HP2] == 0 or (cap > 0 and bank[ub, B_STREAK] >= cap):
                         r = memo_ready(b, cmd, scan)
                         if r <= t:
                             er = h
@@ -520,26 +537,27 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                     if col_e >= 0 and row_e >= 0:
                         break
                 elif ec >= 0 or er >= 0:
-                    if ec >= 0 and (er < 0 or ent[c, ec, F_SEQ] < ent[c, er, F_SEQ]):
+                    if ec >= 0 and (er < 0 or ent[uc, U(ec), F_SEQ] < ent[uc, U(er), F_SEQ]):
                         col_q, col_e = Q_CMD, ec
                     else:
                         row_q, row_e, row_cmd = Q_CMD, er, ecmd
-                    chs[c, C_RR] = (lb + 1) % banks_per_ch
+                    chs[uc, C_RR] = (lb + 1) % banks_per_ch
                     break
         else:
             found = False
             if ab:
                 # Ramulator 2: requests that already activated their row are served first (oldest ready)
-                e = nab[c, 3 + Q_CMD]
+                e = nab[uc, 3 + Q_CMD]
                 while e >= 0:
-                    b = ent[c, e, F_BANK]
-                    orow = bank[b, B_ROW]
-                    if orow == ent[c, e, F_ROW]:
-                        cmd = RD + ent[c, e, F_WRITE]
+                    b = ent[uc, U(e), F_BANK]
+                    ub = U(b)
+                    orow = bank[ub, B_ROW]
+                    if orow == ent[uc, U(e), F_ROW]:
+                        cmd = RD + ent[uc, U(e), F_WRITE]
                     elif orow < 0:
                         cmd = ACT  # refresh closed the row under an activated request: activate again
                     else:
-                        e = ent[c, e, F_GNEXT]
+                        e = ent[uc, U(e), F_GNEXT]
                         continue
                     # readiness written out here and below: an inlined helper taking arrays costs
                     # reference-count updates on every call, which dominated the scan
@@ -554,30 +572,31 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                             break
                     elif r < mn:
                         mn = r
-                    e = ent[c, e, F_GNEXT]
+                    e = ent[uc, U(e), F_GNEXT]
                 found = col_e >= 0 or row_e >= 0
                 if not found:
                     # Ramulator 2 revisits the read/write mode only when no activated request was ready
                     update_write_mode(c)
                     qi = chs[c, C_WMODE]
             if not ref_block and (not found or (sep and (col_e < 0 or row_e < 0))):
-                e = nab[c, 3 + qi]
+                e = nab[uc, 3 + qi]
                 while e >= 0:
-                    nx = ent[c, e, F_GNEXT]
-                    b = ent[c, e, F_BANK]
+                    nx = ent[uc, U(e), F_GNEXT]
+                    b = ent[uc, U(e), F_BANK]
+                    ub = U(b)
                     if rowpol == ROW_TIMEOUT:
                         timeout_close(c, b, t)
-                    orow = bank[b, B_ROW]
-                    if orow == ent[c, e, F_ROW]:
+                    orow = bank[ub, B_ROW]
+                    if orow == ent[uc, U(e), F_ROW]:
                         cmd = RD + qi
-                        if cap > 0 and bank[b, B_STREAK] >= cap and lists[b, L_MISS_SCAN] == scan:
+                        if cap > 0 and bank[ub, B_STREAK] >= cap and lists[ub, L_MISS_SCAN] == scan:
                             e = nx  # FR-FCFS cap: an older miss to this bank has waited long enough
                             continue
                         if sep and col_e >= 0:
                             e = nx
                             continue
                     else:
-                        lists[b, L_MISS_SCAN] = scan
+                        lists[ub, L_MISS_SCAN] = scan
                         if sep and row_e >= 0:
                             e = nx
                             continue
@@ -585,11 +604,11 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                             cmd = ACT
                         else:
                             cmd = PRE
-                            if ab and lists[b, 3 * Q_CMD + 2] > 0:
+                            if ab and lists[ub, 3 * Q_CMD + 2] > 0:
                                 e = nx  # never close a row an activated request is waiting for
                                 continue
-                            if par[P_GUARD] != 0 and bank[b, B_HP0 + qi] > 0 and \
-                                    not (cap > 0 and bank[b, B_STREAK] >= cap):
+                            if par[P_GUARD] != 0 and bank[ub, B_HP0 + qi] > 0 and \
+                                    not (cap > 0 and bank[ub, B_STREAK] >= cap):
                                 e = nx
                                 continue
                     r = memo_ready(b, cmd, scan)
@@ -611,15 +630,15 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                     e = nx
         issued = False
         if col_e >= 0:
-            cb = ent[c, col_e, F_BANK]
+            cb = ent[uc, U(col_e), F_BANK]
             issue_col(c, col_q, col_e, t)
             issued = True
             if row_e >= 0 and sep:
                 # the column command may have changed what the row candidate needs
-                rb = ent[c, row_e, F_BANK]
+                rb = ent[uc, U(row_e), F_BANK]
                 if rb == cb:
-                    orow = bank[rb, B_ROW]
-                    now = RD + ent[c, row_e, F_WRITE] if orow == ent[c, row_e, F_ROW] else (ACT if orow < 0 else PRE)
+                    orow = bank[U(rb), B_ROW]
+                    now = RD + ent[uc, U(row_e), F_WRITE] if orow == ent[uc, U(row_e), F_ROW] else (ACT if orow < 0 else PRE)
                     if now != row_cmd:
                         row_e = -1
                     elif cmd_ready(rb, row_cmd) > t:
@@ -632,22 +651,22 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             src = qi
             best = -1
             best_seq = INF
-            for k in range(nab[c, src]):
-                b = abk[c, src, k]
-                if lists[b, 3 * Q_CMD + 2] < par[P_BQD]:
-                    h = lists[b, 3 * src]
-                    if ent[c, h, F_SEQ] < best_seq:
-                        best_seq = ent[c, h, F_SEQ]
+            for k in range(nab[uc, U(src)]):
+                b = abk[uc, U(src), U(k)]
+                if lists[U(b), 3 * Q_CMD + 2] < par[P_BQD]:
+                    h = lists[U(b), 3 * src]
+                    if ent[uc, U(h), F_SEQ] < best_seq:
+                        best_seq = ent[uc, U(h), F_SEQ]
                         best = h
             if best >= 0:
-                b = ent[c, best, F_BANK]
+                b = ent[uc, U(best), F_BANK]
                 unlink(c, src, best)
-                ent[c, best, F_SEQ] = S[S_SEQ]
+                ent[uc, U(best), F_SEQ] = S[S_SEQ]
                 S[S_SEQ] += 1
                 link(c, Q_CMD, best)
-                if bank[b, B_ROW] == ent[c, best, F_ROW]:
-                    bank[b, B_HP0 + src] -= 1
-                    bank[b, B_HP2] += 1
+                if bank[U(b), B_ROW] == ent[uc, U(best), F_ROW]:
+                    bank[U(b), B_HP0 + src] -= 1
+                    bank[U(b), B_HP2] += 1
                 S[S_FREED] = 1
                 issued = True
         if issued:
@@ -662,9 +681,9 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         #         one cycle after the data, as in the reference replays: QD1 issues back to back + 1 cycle)
         while S[S_FIFO_HEAD] < S[S_FIFO_TAIL]:
             h = S[S_FIFO_HEAD] & fifo_mask
-            if fifo[h, 0] >= t:
+            if fifo[U(h), 0] >= t:
                 break
-            tx_done(fifo[h, 1], fifo[h, 0])
+            tx_done(fifo[U(h), 1], fifo[U(h), 0])
             S[S_FIFO_HEAD] += 1
         # ---- 2. front end: accept requests in order until one is refused
         S[S_FE_BLOCK] = FE_NONE
@@ -679,12 +698,12 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             qcap = qcap1 if w else qcap0
             ok = True
             for k in range(tx_per):
-                c = tx_ch[i * tx_per + k]
+                c = tx_ch[U(i * tx_per + k)]
                 need = 1
                 for k2 in range(k):
-                    if tx_ch[i * tx_per + k2] == c:
+                    if tx_ch[U(i * tx_per + k2)] == c:
                         need += 1
-                if qlen[w, c] + need > qcap:
+                if qlen[U(w), U(c)] + need > qcap:
                     ok = False
                     break
             if not ok:
@@ -697,11 +716,11 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             gid = S[S_NEXT_GID]
             S[S_FREE_TOP] -= 1
             slot = ring[S[S_FREE_TOP], R_FREE]
-            ring[slot, R_ACCEPT] = t
-            ring[slot, R_REMAIN] = tx_per
-            ring[slot, R_DONE] = t
-            ring[slot, R_WRITE] = w
-            ring[slot, R_GID] = gid
+            ring[U(slot), R_ACCEPT] = t
+            ring[U(slot), R_REMAIN] = tx_per
+            ring[U(slot), R_DONE] = t
+            ring[U(slot), R_WRITE] = w
+            ring[U(slot), R_GID] = gid
             S[S_NEXT_GID] += 1
             S[S_OUTSTANDING] += 1
             S[S_ACCEPTED] += 1
@@ -709,48 +728,48 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             for k in range(tx_per):
                 x = i * tx_per + k
                 c = tx_ch[x]
-                b = tx_bank[x]
-                row = tx_row[x]
+                b = tx_bank[U(x)]
+                row = tx_row[U(x)]
                 if w == 0 and par[P_FWD] != 0:
                     # a pending write to the same address is in this bank's write list (or, with per-bank
                     # command queues, possibly already in the bank's command queue)
                     hit_wq = False
-                    j = lists[b, 3 * Q_WRITE]
+                    j = lists[U(b), 3 * Q_WRITE]
                     while j >= 0:
-                        if ent[c, j, F_ADDR] == tx_addr[x]:
+                        if ent[U(c), U(j), F_ADDR] == tx_addr[U(x)]:
                             hit_wq = True
                             break
-                        j = ent[c, j, F_NEXT]
+                        j = ent[U(c), U(j), F_NEXT]
                     if not hit_wq and par[P_BQD] > 0:
-                        j = lists[b, 3 * Q_CMD]
+                        j = lists[U(b), 3 * Q_CMD]
                         while j >= 0:
-                            if ent[c, j, F_WRITE] != 0 and ent[c, j, F_ADDR] == tx_addr[x]:
+                            if ent[U(c), U(j), F_WRITE] != 0 and ent[U(c), U(j), F_ADDR] == tx_addr[U(x)]:
                                 hit_wq = True
                                 break
-                            j = ent[c, j, F_NEXT]
+                            j = ent[U(c), U(j), F_NEXT]
                     if hit_wq:
-                        chs[c, C_FWD] += 1
+                        chs[U(c), C_FWD] += 1
                         tx_done(slot, t)
                         continue
                 if par[P_ROWPOL] == ROW_TIMEOUT:
                     timeout_close(c, b, t)
-                chs[c, C_NFREE] -= 1
-                e = freel[c, chs[c, C_NFREE]]
-                ent[c, e, F_BANK] = b
-                ent[c, e, F_ROW] = row
-                ent[c, e, F_ADDR] = tx_addr[x]
-                ent[c, e, F_SLOT] = -1 if posted else slot
-                ent[c, e, F_FLAGS] = 0
-                ent[c, e, F_WRITE] = w
-                ent[c, e, F_SEQ] = S[S_SEQ]
+                chs[U(c), C_NFREE] -= 1
+                e = freel[c, chs[U(c), C_NFREE]]
+                ent[U(c), U(e), F_BANK] = b
+                ent[U(c), U(e), F_ROW] = row
+                ent[U(c), U(e), F_ADDR] = tx_addr[U(x)]
+                ent[U(c), U(e), F_SLOT] = -1 if posted else slot
+                ent[U(c), U(e), F_FLAGS] = 0
+                ent[U(c), U(e), F_WRITE] = w
+                ent[U(c), U(e), F_SEQ] = S[S_SEQ]
                 S[S_SEQ] += 1
                 link(c, w, e)
                 S[S_QUEUED] += 1
-                if bank[b, B_ROW] == row:
-                    bank[b, B_HP0 + w] += 1
-                chs[c, C_WAKE] = t
-            if posted and ring[slot, R_REMAIN] > 0:
-                ring[slot, R_REMAIN] = 1
+                if bank[U(b), B_ROW] == row:
+                    bank[U(b), B_HP0 + w] += 1
+                chs[U(c), C_WAKE] = t
+            if posted and ring[U(slot), R_REMAIN] > 0:
+                ring[U(slot), R_REMAIN] = 1
                 tx_done(slot, t)
             i += 1
         if i >= n_req and not final:
@@ -769,23 +788,23 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         S[S_FREED] = 0
         refresh_done = False
         for c in range(nch):
-            if chs[c, C_WAKE] > t:
+            if chs[U(c), C_WAKE] > t:
                 continue
             pend_before = 0
             for u in range(c * units_per_ch, (c + 1) * units_per_ch):
-                pend_before += ref[u, U_PENDING]
-            chs[c, C_WAKE] = schedule(c, t)
+                pend_before += ref[U(u), U_PENDING]
+            chs[U(c), C_WAKE] = schedule(c, t)
             pend_after = 0
             for u in range(c * units_per_ch, (c + 1) * units_per_ch):
-                pend_after += ref[u, U_PENDING]
-            if pend_after > 0 and chs[c, C_WAKE] > t + 1:
-                chs[c, C_WAKE] = t + 1  # a waiting refresh is re-examined every cycle
+                pend_after += ref[U(u), U_PENDING]
+            if pend_after > 0 and chs[U(c), C_WAKE] > t + 1:
+                chs[U(c), C_WAKE] = t + 1  # a waiting refresh is re-examined every cycle
             if pend_after != pend_before:
                 refresh_done = True
         if refresh_done:
             m = INF
             for u in range(n_units):
-                if ref[u, U_PENDING] == 0 and ref[u, U_DUE] < m:
+                if ref[U(u), U_PENDING] == 0 and ref[u, U_DUE] < m:
                     m = ref[u, U_DUE]
             S[S_REF_MIN] = m
         if S[S_FREED] != 0 and S[S_FE_BLOCK] == FE_QUEUE:
@@ -800,8 +819,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         # ---- 6. next event time
         nt = INF
         for c in range(nch):
-            if chs[c, C_WAKE] < nt:
-                nt = chs[c, C_WAKE]
+            if chs[U(c), C_WAKE] < nt:
+                nt = chs[U(c), C_WAKE]
         blk = S[S_FE_BLOCK]
         if i < n_req:
             if blk == FE_QUEUE:
