@@ -183,3 +183,16 @@ def test_energy_is_reported_with_its_parts():
     assert e["read"] == pytest.approx(bits * cfg.energy.read_pj_per_bit)
     assert e["activate"] == pytest.approx(res.commands["ACT"] * cfg.energy.act_pj)
     assert e["total"] == pytest.approx(sum(v for k, v in e.items() if k != "total"))
+
+
+@pytest.mark.parametrize("preset", ["DRAMSim3_HBM2_8Gb_x128", "Ramulator2_HBM2_4Gb_2000Mbps_8ch", "DDR4_3200"])
+def test_controller_decisions_bound_the_issued_commands(preset):
+    """A decision issues at most one command on a shared command bus (ACT and the column commands; the
+    precharges of refresh and of the row policy take none), and the replay's cost figure counts them all."""
+    cfg = get_preset(preset)
+    assert not cfg.controller.separate_row_column_bus
+    addr, w = synthetic.REFERENCE_TRACES["mix2:1"]()
+    r = simulate(cfg, Requests(addr[:4000], w[:4000]))
+    c = r.commands
+    assert c["ACT"] + c["RD"] + c["WR"] <= r.controller_decisions
+    assert r.controller_decisions < 10 * (c["ACT"] + c["PRE"] + c["RD"] + c["WR"])  # few empty decisions
