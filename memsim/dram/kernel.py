@@ -26,8 +26,9 @@ What is simplified
 ------------------
 * The precharge-all and refresh commands do not occupy a command-bus slot.
 * Time does not advance cycle by cycle: a channel is re-examined at the next cycle after it issued a
-  command, otherwise at the earliest cycle at which any of its queued requests could issue. The
-  cycle-by-cycle twin in ``tests/dram_twin.py`` checks that this gives identical completion cycles.
+  command (with per-bank command queues and one busy bank: at the cycle its next command can issue),
+  otherwise at the earliest cycle at which any of its queued requests could issue. The cycle-by-cycle
+  twin in ``tests/dram_twin.py`` checks that this gives identical completion cycles.
 * The timeout row policy closes an idle row lazily, when the bank is next looked at (or refreshed, or at
   the end of the run), as of the cycle it became closable: the timing is that of an eager close.
 * A read that finds a pending write to the same transaction address is answered at once from the write
@@ -450,6 +451,55 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             ent[U(c), U(e), F_FLAGS] |= FLAG_PRE
             chs[U(c), C_PRE] += 1
 
+    def bq_quiet_until(c, t):
+        """After a DRAMSim3-style decision that issued at ``t``: the cycle of the channel's next useful
+        decision, when it is provably later than ``t + 1`` (else ``t + 1``).
+
+        A decision that issues nothing and moves nothing changes no state, so it can be skipped. The
+        next one can act only when the write mode flips, a transaction can move into a bank queue, or a
+        candidate command becomes ready; arrivals and refreshes wake the channel themselves, and the main
+        loop looks again at the next cycle when a write completed as it issued under a queue-depth limit
+        (the front end may take a request then). Worked out
+        only when one bank queue holds requests (streams, where every other decision was empty);
+        otherwise ``t + 1``, as before. Needs the open or closed row policy: the timeout policy closes
+        rows lazily during scans.
+        """
+        uc = U(c)
+        rl = qlen[Q_READ, uc]
+        wl = qlen[Q_WRITE, uc]
+        wm = chs[uc, C_WMODE]
+        if wm != 0:
+            if wl == 0 or (wl < par[P_WLO] and rl > 0):
+                return t + 1
+        elif wl > 0 and (wl > par[P_WHI] or rl == 0):
+            return t + 1
+        for k in range(nab[uc, U(wm)]):
+            if lists[U(abk[uc, U(wm), U(k)]), 3 * Q_CMD + 2] < par[P_BQD]:
+                return t + 1
+        if nab[uc, Q_CMD] != 1:
+            return t + 1
+        b = abk[uc, Q_CMD, 0]
+        ub = U(b)
+        h = lists[ub, 3 * Q_CMD]
+        orow = bank[ub, B_ROW]
+        lower = INF
+        if orow >= 0 and bank[ub, B_HP2] > 0:
+            e = h
+            while e >= 0:
+                if ent[uc, U(e), F_ROW] == orow:
+                    r = cmd_ready(b, RD + ent[uc, U(e), F_WRITE])
+                    if r < lower:
+                        lower = r
+                e = ent[uc, U(e), F_NEXT]
+        if ent[uc, U(h), F_ROW] != orow:
+            cmd = ACT if orow < 0 else PRE
+            cap = par[P_CAP]
+            if cmd == ACT or bank[ub, B_HP2] == 0 or (cap > 0 and bank[ub, B_STREAK] >= cap):
+                r = cmd_ready(b, cmd)
+                if r < lower:
+                    lower = r
+        return lower if lower > t + 1 else t + 1
+
     def schedule(c, t):
         """One controller decision for channel ``c`` at cycle ``t``. Returns the cycle to look again.
 
@@ -670,6 +720,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 S[S_FREED] = 1
                 issued = True
         if issued:
+            if bq and rowpol != ROW_TIMEOUT and not sep:
+                return bq_quiet_until(c, t)
             return t + 1
         return mn
 
@@ -829,6 +881,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             elif blk == FE_ARRIVAL:
                 if req_arrival[i] < nt:
                     nt = req_arrival[i]
+        if blk == FE_QD and S[S_OUTSTANDING] < qd and t + 1 < nt:
+            nt = t + 1  # a write completed as it issued: the front end takes the next request next cycle
         if (blk == FE_QD or (i >= n_req and S[S_QUEUED] == 0)) and S[S_FIFO_HEAD] < S[S_FIFO_TAIL]:
             ft = fifo[S[S_FIFO_HEAD] & fifo_mask, 0] + 1
             if ft < nt:
