@@ -483,6 +483,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         h = lists[ub, 3 * Q_CMD]
         orow = bank[ub, B_ROW]
         lower = INF
+        # the candidates of the bank-queue scan in ``schedule`` (keep the two in step): its row hits, and
+        # its head's ACT / PRE where the scan would consider one
         if orow >= 0 and bank[ub, B_HP2] > 0:
             e = h
             while e >= 0:
