@@ -4,9 +4,10 @@ Every supported scheme is compiled into one representation, :class:`CompiledMapp
 (channel, pseudo-channel, rank, bank group, bank, row, column) the list of its output bits, least
 significant first, where each output bit is the XOR of a small set of physical address bits. Plain
 bit-slicing schemes have one address bit per output bit; Ramulator 2.1's MOP4CLXOR adds XOR terms.
-Decoding runs over whole chunks before the timing kernel: :func:`decode_transactions` (jitted) splits
-line requests into transactions and decodes them in one pass over a table of bit terms;
-:meth:`CompiledMapping.decode` is the vectorised NumPy form of the same mapping, kept as its reference.
+Both decoders apply the same table of bit terms (:meth:`CompiledMapping.terms`): the engine's
+:func:`decode_transactions` (jitted) splits line requests into transactions and decodes them in one pass
+before the timing kernel runs; :meth:`CompiledMapping.decode` applies it vectorised in NumPy, for tests
+and for looking at a mapping.
 
 Schemes
 -------
@@ -92,28 +93,10 @@ class CompiledMapping:
         addr : ndarray of uint64, byte addresses.
         """
         a = np.asarray(addr, dtype=np.uint64)
-        out: dict[str, np.ndarray] = {}
-        for name in FIELDS:
-            spec = self.bits[name]
-            v = np.zeros(a.shape, dtype=np.uint64)
-            i = 0
-            while i < len(spec):
-                # merge runs of plain consecutive bits into one shift-and-mask
-                if len(spec[i]) == 1:
-                    j = i
-                    while j + 1 < len(spec) and len(spec[j + 1]) == 1 and spec[j + 1][0] == spec[j][0] + 1:
-                        j += 1
-                    run = j - i + 1
-                    v |= ((a >> np.uint64(spec[i][0])) & np.uint64((1 << run) - 1)) << np.uint64(i)
-                    i = j + 1
-                    continue
-                bit = np.zeros(a.shape, dtype=np.uint64)
-                for b in spec[i]:
-                    bit ^= (a >> np.uint64(b)) & np.uint64(1)
-                v |= bit << np.uint64(i)
-                i += 1
-            out[name] = v.astype(np.int64)
-        return out
+        out = {name: np.zeros(a.shape, dtype=np.uint64) for name in FIELDS}
+        for fi, shift, mask, dst in self.terms().tolist():
+            out[FIELDS[fi]] ^= ((a >> np.uint64(shift)) & np.uint64(mask)) << np.uint64(dst)
+        return {name: v.astype(np.int64) for name, v in out.items()}
 
 
 def _from_lsb_order(order: list[str], widths: dict[str, int], offset: int, scheme: str) -> CompiledMapping:

@@ -78,22 +78,16 @@ def idealised(cfg: PimConfig, cols: int) -> PimConfig:
                    timing=replace(cfg.timing, t_mode_ps=0))
 
 
-def _bw_bound(name: str, rows: int, cols: int):
+def _bound(name: str, rows: int, cols: int, bound: str, lanes: int | None = None):
+    """GEMV time against one closed-form bound (``bandwidth_bound_ps`` or ``compute_bound_ps``) and the
+    schedule bound; ``lanes`` narrows the PIM units to make the compute bound the binding one."""
     def run() -> dict[str, float]:
         cfg = idealised(get_pim_preset(name), cols)
+        if lanes is not None:
+            cfg = replace(cfg, device=replace(cfg.device, lanes=lanes))
         t = api.gemv(cfg, rows, cols).time_ps
         cf = api.closed_forms(cfg, rows, cols)
-        return {"bound_over_time": cf["bandwidth_bound_ps"] / t, "schedule_bound_over_time": cf["schedule_bound_ps"] / t}
-    return run
-
-
-def _compute_bound(name: str, rows: int, cols: int):
-    def run() -> dict[str, float]:
-        base = idealised(get_pim_preset(name), cols)
-        cfg = replace(base, device=replace(base.device, lanes=2))
-        t = api.gemv(cfg, rows, cols).time_ps
-        cf = api.closed_forms(cfg, rows, cols)
-        return {"bound_over_time": cf["compute_bound_ps"] / t, "schedule_bound_over_time": cf["schedule_bound_ps"] / t}
+        return {"bound_over_time": cf[bound] / t, "schedule_bound_over_time": cf["schedule_bound_ps"] / t}
     return run
 
 
@@ -123,11 +117,11 @@ def cases() -> list[Case]:
              known_misses={m: _AIM_MISS for m in ("speedup_4096", "speedup_8192")}),
     ]
     for name in PRESETS:
-        out.append(Case(id=f"pim/closed-form/{name}/bandwidth-bound", fast=True, run=_bw_bound(name, 32768, 1024),
+        out.append(Case(id=f"pim/closed-form/{name}/bandwidth-bound", fast=True, run=_bound(name, 32768, 1024, "bandwidth_bound_ps"),
                         source="closed form: PIM GEMV time >= bytes(W) / internal bandwidth, approaching it for large W",
                         checks=(Check("bound_over_time", 0.5, 0.0, band=(0.0, 1.0)),
                                 Check("schedule_bound_over_time", 1.0, 0.05))))
-        out.append(Case(id=f"pim/closed-form/{name}/compute-bound", fast=True, run=_compute_bound(name, 4096, 1024),
+        out.append(Case(id=f"pim/closed-form/{name}/compute-bound", fast=True, run=_bound(name, 4096, 1024, "compute_bound_ps", lanes=2),
                         source="closed form: compute bound MACs / (units x lanes x clock), 2 lanes per unit",
                         checks=(Check("bound_over_time", 0.5, 0.0, band=(0.0, 1.0)),
                                 Check("schedule_bound_over_time", 1.0, 0.05))))
