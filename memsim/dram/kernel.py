@@ -82,6 +82,10 @@ N_C = 13
  S_REF_CYCLES, S_SCAN_ID, S_ACCEPTED, S_QUEUED, S_FREED, S_FREE_TOP, S_SEQ) = range(22)
 N_S = 22
 
+# above this many banks with queued requests, the post-issue bound of ``quiet_until`` costs about as much
+# as the decision it would skip, and rarely skips one (random traffic): look again next cycle instead
+QUIET_MAX_BANKS = 4
+
 FE_NONE, FE_QUEUE, FE_ARRIVAL, FE_QD = 0, 1, 2, 3
 
 # request ring fields
@@ -502,6 +506,94 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                     lower = r
         return lower if lower > t + 1 else t + 1
 
+    def quiet_until(c, t):
+        """After a decision of a read/write-queue controller (FR-FCFS, FCFS, first-ready, with or without
+        Ramulator 2's active buffer) that issued at ``t``: a lower bound on the cycle at which any of its
+        candidates can issue, or ``t + 1``.
+
+        The decisions in between would find nothing ready and change no state, so they are skipped, as
+        ``bq_quiet_until`` does for bank queues. The bound is taken per bank with queued requests, over the
+        commands its requests need (row hits: RD/WR; other requests: ACT or PRE), which bounds every
+        candidate the scan could pick whatever its order and filters. Arrivals and refreshes wake the
+        channel themselves; a write-mode flip or the timeout row policy (lazy closes during scans) need the
+        next cycle, and so does a channel with more than ``QUIET_MAX_BANKS`` banks queued.
+        """
+        uc = U(c)
+        rl = qlen[Q_READ, uc]
+        wl = qlen[Q_WRITE, uc]
+        wm = chs[uc, C_WMODE]
+        if wm != 0:
+            if wl == 0 or (wl < par[P_WLO] and rl > 0):
+                return t + 1
+        elif wl > 0 and (wl > par[P_WHI] or rl == 0):
+            return t + 1
+        t1 = t + 1
+        if nab[uc, U(wm)] + nab[uc, Q_CMD] > QUIET_MAX_BANKS:
+            return t1
+        ab = par[P_ACTBUF] > 0
+        guard = par[P_GUARD] != 0
+        cap = par[P_CAP]
+        lower = INF
+        for qq in (wm, Q_CMD):
+            for k in range(nab[uc, U(qq)]):
+                b = abk[uc, U(qq), U(k)]
+                ub = U(b)
+                orow = bank[ub, B_ROW]
+                if orow < 0:
+                    r = cmd_ready(b, ACT)
+                else:
+                    hq = bank[ub, B_HP0 + wm]
+                    r = INF
+                    if hq + bank[ub, B_HP2] > 0:
+                        r = ready(b, RD)
+                        rw = ready(b, RD + 1)
+                        if rw < r:
+                            r = rw
+                    # a precharge is a candidate only for a queued miss that the scan's filters let through
+                    # (active-buffer requests never precharge; see the read/write-queue scan in ``schedule``)
+                    if lists[ub, 3 * wm + 2] > hq and not (ab and lists[ub, 3 * Q_CMD + 2] > 0) and \
+                            not (guard and hq > 0 and not (cap > 0 and bank[ub, B_STREAK] >= cap)):
+                        rp = ready(b, PRE)
+                        if rp < r:
+                            r = rp
+                if r < lower:
+                    lower = r
+                    if lower <= t1:
+                        return t1
+        return lower
+
+    def arrival_wake(c, b, row, w, t):
+        """A request for bank ``b`` (row ``row``, write ``w``) joined channel ``c``'s queue at ``t``: when
+        the channel must next decide. With read/write queues, the request only adds its own command as a
+        candidate, so the channel need not look before that command can issue (the earlier wake-up still
+        bounds the other requests), unless the arrival flips the write mode or the request waits in the
+        queue not being served. Per-bank command queues and the timeout row policy look at once.
+        """
+        uc = U(c)
+        if par[P_BQD] > 0 or par[P_ROWPOL] == ROW_TIMEOUT:
+            return t
+        wake = chs[uc, C_WAKE]
+        rl = qlen[Q_READ, uc]
+        wl = qlen[Q_WRITE, uc]
+        wm = chs[uc, C_WMODE]
+        if wm != 0:
+            if wl == 0 or (wl < par[P_WLO] and rl > 0):
+                return t
+        elif wl > 0 and (wl > par[P_WHI] or rl == 0):
+            return t
+        if w != wm:
+            return wake
+        orow = bank[U(b), B_ROW]
+        if orow == row:
+            r = ready(b, RD + w)
+        elif orow < 0:
+            r = cmd_ready(b, ACT)
+        else:
+            r = ready(b, PRE)
+        if r < t:
+            r = t
+        return r if r < wake else wake
+
     def schedule(c, t):
         """One controller decision for channel ``c`` at cycle ``t``. Returns the cycle to look again.
 
@@ -722,8 +814,11 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 S[S_FREED] = 1
                 issued = True
         if issued:
-            if bq and rowpol != ROW_TIMEOUT and not sep:
-                return bq_quiet_until(c, t)
+            if rowpol != ROW_TIMEOUT:
+                if not bq:
+                    return quiet_until(c, t)
+                if not sep:
+                    return bq_quiet_until(c, t)
             return t + 1
         return mn
 
@@ -821,7 +916,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 S[S_QUEUED] += 1
                 if bank[U(b), B_ROW] == row:
                     bank[U(b), B_HP0 + w] += 1
-                chs[U(c), C_WAKE] = t
+                if chs[U(c), C_WAKE] > t:
+                    chs[U(c), C_WAKE] = arrival_wake(c, b, row, w, t)
             if posted and ring[U(slot), R_REMAIN] > 0:
                 ring[U(slot), R_REMAIN] = 1
                 tx_done(slot, t)
