@@ -463,10 +463,9 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         next one can act only when the write mode flips, a transaction can move into a bank queue, or a
         candidate command becomes ready; arrivals and refreshes wake the channel themselves, and the main
         loop looks again at the next cycle when a write completed as it issued under a queue-depth limit
-        (the front end may take a request then). Worked out
-        only when one bank queue holds requests (streams, where every other decision was empty);
-        otherwise ``t + 1``, as before. Needs the open or closed row policy: the timeout policy closes
-        rows lazily during scans.
+        (the front end may take a request then). The bound is worked out only when at most
+        ``QUIET_MAX_BANKS`` bank queues hold requests (streams); otherwise ``t + 1``. Needs the open or
+        closed row policy: the timeout policy closes rows lazily during scans.
         """
         uc = U(c)
         rl = qlen[Q_READ, uc]
@@ -480,31 +479,34 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         for k in range(nab[uc, U(wm)]):
             if lists[U(abk[uc, U(wm), U(k)]), 3 * Q_CMD + 2] < par[P_BQD]:
                 return t + 1
-        if nab[uc, Q_CMD] != 1:
-            return t + 1
-        b = abk[uc, Q_CMD, 0]
-        ub = U(b)
-        h = lists[ub, 3 * Q_CMD]
-        orow = bank[ub, B_ROW]
+        t1 = t + 1
+        if nab[uc, Q_CMD] > QUIET_MAX_BANKS:
+            return t1
+        cap = par[P_CAP]
         lower = INF
-        # the candidates of the bank-queue scan in ``schedule`` (keep the two in step): its row hits, and
-        # its head's ACT / PRE where the scan would consider one
-        if orow >= 0 and bank[ub, B_HP2] > 0:
-            e = h
-            while e >= 0:
-                if ent[uc, U(e), F_ROW] == orow:
-                    r = cmd_ready(b, RD + ent[uc, U(e), F_WRITE])
-                    if r < lower:
-                        lower = r
-                e = ent[uc, U(e), F_NEXT]
-        if ent[uc, U(h), F_ROW] != orow:
-            cmd = ACT if orow < 0 else PRE
-            cap = par[P_CAP]
-            if cmd == ACT or bank[ub, B_HP2] == 0 or (cap > 0 and bank[ub, B_STREAK] >= cap):
-                r = cmd_ready(b, cmd)
+        for k in range(nab[uc, Q_CMD]):
+            b = abk[uc, Q_CMD, U(k)]
+            ub = U(b)
+            h = lists[ub, 3 * Q_CMD]
+            orow = bank[ub, B_ROW]
+            # the candidates of the bank-queue scan in ``schedule`` (keep the two in step): its row hits,
+            # and its head's ACT / PRE where the scan would consider one
+            if orow >= 0 and bank[ub, B_HP2] > 0:
+                r = ready(b, RD)
+                rw = ready(b, RD + 1)
+                if rw < r:
+                    r = rw
                 if r < lower:
                     lower = r
-        return lower if lower > t + 1 else t + 1
+            if ent[uc, U(h), F_ROW] != orow:
+                cmd = ACT if orow < 0 else PRE
+                if cmd == ACT or bank[ub, B_HP2] == 0 or (cap > 0 and bank[ub, B_STREAK] >= cap):
+                    r = cmd_ready(b, cmd)
+                    if r < lower:
+                        lower = r
+            if lower <= t1:
+                return t1
+        return lower
 
     def quiet_until(c, t):
         """After a decision of a read/write-queue controller (FR-FCFS, FCFS, first-ready, with or without
@@ -566,11 +568,12 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         """A request for bank ``b`` (row ``row``, write ``w``) joined channel ``c``'s queue at ``t``: when
         the channel must next decide. With read/write queues, the request only adds its own command as a
         candidate, so the channel need not look before that command can issue (the earlier wake-up still
-        bounds the other requests), unless the arrival flips the write mode or the request waits in the
-        queue not being served. Per-bank command queues and the timeout row policy look at once.
+        bounds the other requests), unless the arrival flips the write mode; nor at all if the request
+        waits in the queue not being served. With per-bank command queues, the request can only move on,
+        and only if its bank's queue has room. The timeout row policy looks at once (it closes rows lazily).
         """
         uc = U(c)
-        if par[P_BQD] > 0 or par[P_ROWPOL] == ROW_TIMEOUT:
+        if par[P_ROWPOL] == ROW_TIMEOUT:
             return t
         wake = chs[uc, C_WAKE]
         rl = qlen[Q_READ, uc]
@@ -583,6 +586,10 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             return t
         if w != wm:
             return wake
+        if par[P_BQD] > 0:
+            # per-bank command queues: the request waits in the transaction queue; it can move on (one
+            # transaction per cycle) only if its bank's command queue has room
+            return t if lists[U(b), 3 * Q_CMD + 2] < par[P_BQD] else wake
         orow = bank[U(b), B_ROW]
         if orow == row:
             r = ready(b, RD + w)
