@@ -83,7 +83,8 @@ N_C = 13
 N_S = 22
 
 # above this many banks with queued requests, the post-issue bound of ``quiet_until`` costs about as much
-# as the decision it would skip, and rarely skips one (random traffic): look again next cycle instead
+# as the decision it would skip, and rarely skips one (random traffic through read/write queues: measured
+# 6.0 instead of 6.4 decisions per request, and slower): look again next cycle instead
 QUIET_MAX_BANKS = 4
 
 FE_NONE, FE_QUEUE, FE_ARRIVAL, FE_QD = 0, 1, 2, 3
@@ -463,9 +464,11 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         next one can act only when the write mode flips, a transaction can move into a bank queue, or a
         candidate command becomes ready; arrivals and refreshes wake the channel themselves, and the main
         loop looks again at the next cycle when a write completed as it issued under a queue-depth limit
-        (the front end may take a request then). The bound is worked out only when at most
-        ``QUIET_MAX_BANKS`` bank queues hold requests (streams); otherwise ``t + 1``. Needs the open or
-        closed row policy: the timeout policy closes rows lazily during scans.
+        (the front end may take a request then). The bound is the earliest of the candidates' commands
+        over every busy bank queue: a few readiness look-ups per bank, cheaper than the round-robin scan
+        of an empty decision (measured: random traffic takes 3.4 instead of 5.0 decisions per request and
+        runs 1.2x faster). Needs the open or closed row policy: the timeout policy closes rows lazily
+        during scans.
         """
         uc = U(c)
         rl = qlen[Q_READ, uc]
@@ -480,8 +483,6 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             if lists[U(abk[uc, U(wm), U(k)]), 3 * Q_CMD + 2] < par[P_BQD]:
                 return t + 1
         t1 = t + 1
-        if nab[uc, Q_CMD] > QUIET_MAX_BANKS:
-            return t1
         cap = par[P_CAP]
         lower = INF
         for k in range(nab[uc, Q_CMD]):
