@@ -25,10 +25,12 @@ What is modelled
 What is simplified
 ------------------
 * The precharge-all and refresh commands do not occupy a command-bus slot.
-* Time does not advance cycle by cycle: a channel is re-examined at the next cycle after it issued a
-  command (with per-bank command queues and one busy bank: at the cycle its next command can issue),
-  otherwise at the earliest cycle at which any of its queued requests could issue. The cycle-by-cycle
-  twin in ``tests/dram_twin.py`` checks that this gives identical completion cycles.
+* Time does not advance cycle by cycle: a channel is re-examined at the earliest cycle at which any of
+  its queued requests could issue. After an issue that is a lower bound over the commands its requests
+  need (``quiet_until``, ``bq_quiet_until``; the next cycle where that is not worked out), after an
+  arrival the earlier of that wake-up and the new request's own command (``arrival_wake``). The
+  decisions skipped would find nothing ready and change nothing. The cycle-by-cycle twin in
+  ``tests/dram_twin.py`` checks that this gives identical completion cycles.
 * The timeout row policy closes an idle row lazily, when the bank is next looked at (or refreshed, or at
   the end of the run), as of the cycle it became closable: the timing is that of an eager close.
 * A read that finds a pending write to the same transaction address is answered at once from the write
