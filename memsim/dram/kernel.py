@@ -75,8 +75,11 @@ B_ROW, B_LAST, B_HP0, B_HP1, B_HP2, B_STREAK = 0, 1, 2, 3, 4, 5
 N_B = 7
 
 # per-channel state fields
-(C_WMODE, C_WAKE, C_ACT, C_PRE, C_RD, C_WR, C_HIT, C_MISS, C_CONF, C_REF, C_FWD, C_RR, C_NFREE) = range(13)
-N_C = 13
+# (C_CMDW: writes in the channel's per-bank command queues, so that a read arrival looks for a pending
+# write there only when there is one)
+(C_WMODE, C_WAKE, C_ACT, C_PRE, C_RD, C_WR, C_HIT, C_MISS, C_CONF, C_REF, C_FWD, C_RR, C_NFREE,
+ C_CMDW) = range(14)
+N_C = 14
 
 # scalar state
 (S_T, S_NEXT_GID, S_OUTSTANDING, S_FIFO_HEAD, S_FIFO_TAIL, S_FE_BLOCK, S_FE_RETRY, S_REF_MIN,
@@ -312,6 +315,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         lists[U(b), 3 * qq + 1] = e
         lists[U(b), 3 * qq + 2] += 1
         qlen[U(qq), uc] += 1
+        if qq == Q_CMD:
+            chs[uc, C_CMDW] += ent[uc, ue, F_WRITE]
         gt = nab[uc, 6 + qq]
         ent[uc, ue, F_GNEXT] = -1
         ent[uc, ue, F_GPREV] = gt
@@ -337,6 +342,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             lists[U(b), 3 * qq + 1] = pv
         lists[U(b), 3 * qq + 2] -= 1
         qlen[U(qq), uc] -= 1
+        if qq == Q_CMD:
+            chs[uc, C_CMDW] -= ent[uc, ue, F_WRITE]
         gn = ent[uc, ue, F_GNEXT]
         gp = ent[uc, ue, F_GPREV]
         if gp >= 0:
@@ -650,7 +657,9 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             rr = chs[uc, C_RR]
             c0 = c * banks_per_ch
             for k in range(banks_per_ch):
-                lb = (rr + k) % banks_per_ch
+                lb = rr + k  # (rr + k) % banks_per_ch without a division per bank
+                if lb >= banks_per_ch:
+                    lb -= banks_per_ch
                 b = c0 + lb
                 ub = U(b)
                 h = lists[ub, 3 * Q_CMD]
@@ -899,7 +908,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                             hit_wq = True
                             break
                         j = ent[U(c), U(j), F_NEXT]
-                    if not hit_wq and par[P_BQD] > 0:
+                    if not hit_wq and par[P_BQD] > 0 and chs[U(c), C_CMDW] > 0:
                         j = lists[U(b), 3 * Q_CMD]
                         while j >= 0:
                             if ent[U(c), U(j), F_WRITE] != 0 and ent[U(c), U(j), F_ADDR] == tx_addr[U(x)]:
