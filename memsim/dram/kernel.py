@@ -288,15 +288,18 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         ref[u, U_DUE] += interval
         ref[u, U_PENDING] = 0
 
-    def update_write_mode(c):
-        """Enter write-drain mode above the high watermark (or when no read waits); leave it below the low one."""
+    def write_mode_flips(c):
+        """Whether channel ``c``'s write mode changes at its next decision: it enters write-drain mode above
+        the high watermark (or when no read waits) and leaves it below the low one (or when no write waits)."""
         rl = qlen[Q_READ, U(c)]
         wl = qlen[Q_WRITE, U(c)]
         if chs[U(c), C_WMODE] != 0:
-            if wl == 0 or (wl < par[P_WLO] and rl > 0):
-                chs[U(c), C_WMODE] = 0
-        elif wl > 0 and (wl > par[P_WHI] or rl == 0):
-            chs[U(c), C_WMODE] = 1
+            return wl == 0 or (wl < par[P_WLO] and rl > 0)
+        return wl > 0 and (wl > par[P_WHI] or rl == 0)
+
+    def update_write_mode(c):
+        if write_mode_flips(c):
+            chs[U(c), C_WMODE] = 1 - chs[U(c), C_WMODE]
 
     def link(c, qq, e):
         """Append pool entry ``e`` to its bank's list of queue ``qq``."""
@@ -497,14 +500,9 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         """A bank-queue channel must decide at the next cycle whatever its commands: its write mode
         flips, or a transaction can move into a bank queue (one per cycle)."""
         uc = U(c)
-        rl = qlen[Q_READ, uc]
-        wl = qlen[Q_WRITE, uc]
-        wm = chs[uc, C_WMODE]
-        if wm != 0:
-            if wl == 0 or (wl < par[P_WLO] and rl > 0):
-                return True
-        elif wl > 0 and (wl > par[P_WHI] or rl == 0):
+        if write_mode_flips(c):
             return True
+        wm = chs[uc, C_WMODE]
         for k in range(nab[uc, U(wm)]):
             if lists[U(abk[uc, U(wm), U(k)]), 3 * Q_CMD + 2] < par[P_BQD]:
                 return True
@@ -552,14 +550,9 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         next cycle, and so does a channel with more than ``QUIET_MAX_BANKS`` banks queued.
         """
         uc = U(c)
-        rl = qlen[Q_READ, uc]
-        wl = qlen[Q_WRITE, uc]
-        wm = chs[uc, C_WMODE]
-        if wm != 0:
-            if wl == 0 or (wl < par[P_WLO] and rl > 0):
-                return t + 1
-        elif wl > 0 and (wl > par[P_WHI] or rl == 0):
+        if write_mode_flips(c):
             return t + 1
+        wm = chs[uc, C_WMODE]
         t1 = t + 1
         if nab[uc, U(wm)] + nab[uc, Q_CMD] > QUIET_MAX_BANKS:
             return t1
@@ -606,15 +599,10 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         uc = U(c)
         if par[P_ROWPOL] == ROW_TIMEOUT:
             return t
-        wake = chs[uc, C_WAKE]
-        rl = qlen[Q_READ, uc]
-        wl = qlen[Q_WRITE, uc]
-        wm = chs[uc, C_WMODE]
-        if wm != 0:
-            if wl == 0 or (wl < par[P_WLO] and rl > 0):
-                return t
-        elif wl > 0 and (wl > par[P_WHI] or rl == 0):
+        if write_mode_flips(c):
             return t
+        wake = chs[uc, C_WAKE]
+        wm = chs[uc, C_WMODE]
         if w != wm:
             return wake
         if par[P_BQD] > 0:
