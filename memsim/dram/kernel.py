@@ -75,9 +75,8 @@ B_ROW, B_LAST, B_HP0, B_HP1, B_HP2, B_STREAK = 0, 1, 2, 3, 4, 5
 N_B = 7
 
 # per-channel state fields
-# (C_CMDW: writes in the channel's per-bank command queues, so that a read arrival looks for a pending
-# write there only when there is one)
-# C_QUIET: with per-bank command queues, a lower bound on the cycle the channel's next command can issue
+# C_CMDW: writes in the channel's per-bank command queues, so that a read arrival looks for a pending
+# write there only when there is one. C_QUIET: with per-bank command queues, a lower bound on the cycle the channel's next command can issue
 # (``bq_quiet_until``; 0 where unknown), so that a decision before it only moves a transaction
 (C_WMODE, C_WAKE, C_ACT, C_PRE, C_RD, C_WR, C_HIT, C_MISS, C_CONF, C_REF, C_FWD, C_RR, C_NFREE,
  C_CMDW, C_QUIET) = range(15)
@@ -496,17 +495,19 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                     lower = r
         return lower
 
-    def bq_must_look(c):
-        """A bank-queue channel must decide at the next cycle whatever its commands: its write mode
-        flips, or a transaction can move into a bank queue (one per cycle)."""
+    def bq_next_look(c, t, quiet):
+        """When a bank-queue channel whose next command cannot issue before ``quiet`` must decide again:
+        at the next cycle if its write mode flips or a transaction can move into a bank queue (one per
+        cycle), else at ``quiet``."""
         uc = U(c)
-        if write_mode_flips(c):
-            return True
+        t1 = t + 1
+        if quiet <= t1 or write_mode_flips(c):
+            return t1
         wm = chs[uc, C_WMODE]
         for k in range(nab[uc, U(wm)]):
             if lists[U(abk[uc, U(wm), U(k)]), 3 * Q_CMD + 2] < par[P_BQD]:
-                return True
-        return False
+                return t1
+        return quiet
 
     def bq_quiet_until(c, t):
         """After a DRAMSim3-style decision that issued a command at ``t``: the cycle of the channel's next
@@ -533,9 +534,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 if lower <= t1:
                     break
         chs[uc, C_QUIET] = lower
-        if lower <= t1 or bq_must_look(c):
-            return t1
-        return lower
+        return bq_next_look(c, t, lower)
 
     def quiet_until(c, t):
         """After a decision of a read/write-queue controller (FR-FCFS, FCFS, first-ready, with or without
@@ -550,11 +549,9 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         next cycle, and so does a channel with more than ``QUIET_MAX_BANKS`` banks queued.
         """
         uc = U(c)
-        if write_mode_flips(c):
-            return t + 1
-        wm = chs[uc, C_WMODE]
         t1 = t + 1
-        if nab[uc, U(wm)] + nab[uc, Q_CMD] > QUIET_MAX_BANKS:
+        wm = chs[uc, C_WMODE]
+        if write_mode_flips(c) or nab[uc, U(wm)] + nab[uc, Q_CMD] > QUIET_MAX_BANKS:
             return t1
         ab = par[P_ACTBUF] > 0
         guard = par[P_GUARD] != 0
@@ -659,10 +656,9 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         row_cmd = -1
         S[S_SCAN_ID] += 1
         scan = S[S_SCAN_ID]
-        move_only = bq and chs[uc, C_QUIET] > t  # no command can issue before C_QUIET: only a move
-        if move_only:
-            pass
-        elif bq:
+        # with per-bank command queues, no command can issue before C_QUIET: the decision only moves
+        move_only = bq and chs[uc, C_QUIET] > t
+        if bq and not move_only:
             # DRAMSim3: per-bank command queues, visited round robin; in each, the first ready command.
             # A precharge is only considered at the head of its queue, and only when no queued request
             # still hits the open row or the row has served ``cap`` hits already.
@@ -718,7 +714,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                         row_q, row_e, row_cmd = Q_CMD, er, ecmd
                     chs[uc, C_RR] = (lb + 1) % banks_per_ch
                     break
-        else:
+        elif not bq:
             found = False
             if ab:
                 # Ramulator 2: requests that already activated their row are served first (oldest ready)
@@ -847,15 +843,11 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 moved = b
         if move_only:
             # nothing could issue; a moved transaction adds its bank's candidates to the bound
-            q = chs[uc, C_QUIET]
             if moved >= 0:
                 r = bq_bank_bound(c, moved)
-                if r < q:
-                    q = r
-                    chs[uc, C_QUIET] = q
-            if q <= t + 1 or bq_must_look(c):
-                return t + 1
-            return q
+                if r < chs[uc, C_QUIET]:
+                    chs[uc, C_QUIET] = r
+            return bq_next_look(c, t, chs[uc, C_QUIET])
         if issued or moved >= 0:
             if rowpol != ROW_TIMEOUT:
                 if not bq:
