@@ -199,7 +199,7 @@ class DramEngine:
         org = cfg.organization
         self.tx_per_req = int(self.timing.par[P_TXPERREQ])
         self.capacity = org.capacity_bytes
-        self._terms = self.mapping.terms()
+        self._tables = self.mapping.byte_tables()
         self._fan = np.array([org.channels, org.pseudo_channels, org.ranks, org.bank_groups,
                               org.banks_per_group], dtype=np.int64)
 
@@ -212,7 +212,7 @@ class DramEngine:
             raise TraceError(f"address {int(addr[bad]):#x} is beyond the device capacity "
                              f"({self.capacity:#x} bytes) of {self.cfg.name}", file=source, line=first_line + bad)
         return decode_transactions(addr, self.cfg.line_bytes, self.tx_per_req, org.transaction_bytes,
-                                   self.mapping.offset_bits, self._terms, self._fan)
+                                   self.mapping.offset_bits, *self._tables, self._fan)
 
     def run(self, requests: Requests | Iterable[Requests], *, queue_depth: int = 0,
             record_requests: int = 0, source: str | None = None) -> DramResult:
