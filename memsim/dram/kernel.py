@@ -483,6 +483,19 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             ent[U(c), U(e), F_FLAGS] |= FLAG_PRE
             chs[U(c), C_PRE] += 1
 
+    def capped(b):
+        """The FR-FCFS cap: bank ``b``'s open row has served ``cap`` column accesses since its ACT."""
+        cap = par[P_CAP]
+        return cap > 0 and bank[U(b), B_STREAK] >= cap
+
+    def precharge_allowed(b, qi):
+        """Whether a read/write-queue scan may precharge bank ``b`` for a queued miss of queue ``qi``: never
+        while an activated request waits for the row (active buffer), nor, with the guard, while a queued
+        request of ``qi`` still hits it, unless the row is capped."""
+        if par[P_ACTBUF] > 0 and lists[U(b), 3 * Q_CMD + 2] > 0:
+            return False
+        return not (par[P_GUARD] != 0 and bank[U(b), B_HP0 + qi] > 0 and not capped(b))
+
     def bq_bank_bound(c, b):
         """Earliest cycle any candidate of bank ``b``'s command queue can issue (INF if none): the
         candidates of the bank-queue scan in ``schedule`` (keep the two in step), i.e. its row hits, and
@@ -501,8 +514,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 lower = rw
         if ent[uc, U(h), F_ROW] != orow:
             cmd = ACT if orow < 0 else PRE
-            cap = par[P_CAP]
-            if cmd == ACT or bank[ub, B_HP2] == 0 or (cap > 0 and bank[ub, B_STREAK] >= cap):
+            if cmd == ACT or bank[ub, B_HP2] == 0 or capped(b):
                 r = cmd_ready(b, cmd)
                 if r < lower:
                     lower = r
@@ -566,9 +578,6 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         wm = chs[uc, C_WMODE]
         if write_mode_flips(c) or nab[uc, U(wm)] + nab[uc, Q_CMD] > QUIET_MAX_BANKS:
             return t1
-        ab = par[P_ACTBUF] > 0
-        guard = par[P_GUARD] != 0
-        cap = par[P_CAP]
         lower = INF
         for qq in (wm, Q_CMD):
             for k in range(nab[uc, U(qq)]):
@@ -587,8 +596,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                             r = rw
                     # a precharge is a candidate only for a queued miss that the scan's filters let through
                     # (active-buffer requests never precharge; see the read/write-queue scan in ``schedule``)
-                    if lists[ub, 3 * wm + 2] > hq and not (ab and lists[ub, 3 * Q_CMD + 2] > 0) and \
-                            not (guard and hq > 0 and not (cap > 0 and bank[ub, B_STREAK] >= cap)):
+                    if lists[ub, 3 * wm + 2] > hq and precharge_allowed(b, wm):
                         rp = ready(b, PRE)
                         if rp < r:
                             r = rp
@@ -642,7 +650,6 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         sep = par[P_SEPBUS] != 0
         ab = par[P_ACTBUF] > 0
         bq = par[P_BQD] > 0
-        cap = par[P_CAP]
         rowpol = par[P_ROWPOL]
         mn = INF
         # ---- refresh waiting for this channel
@@ -724,7 +731,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                         e = ent[uc, U(e), F_NEXT]
                 if ent[uc, U(h), F_ROW] != orow:
                     cmd = ACT if orow < 0 else PRE
-                    if cmd == ACT or bank[ub, B_HP2] == 0 or (cap > 0 and bank[ub, B_STREAK] >= cap):
+                    if cmd == ACT or bank[ub, B_HP2] == 0 or capped(b):
                         r = memo_ready(b, cmd, scan)
                         if r <= t:
                             er = h
@@ -802,15 +809,13 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 br_cmd = -1
                 need_c = col_e < 0
                 need_r = row_e < 0
-                guard = par[P_GUARD] != 0
                 for k in range(nab[uc, U(qi)]):
                     b = abk[uc, U(qi), U(k)]
                     ub = U(b)
                     orow = bank[ub, B_ROW]
                     h = lists[ub, 3 * qi]
                     hp = bank[ub, B_HP0 + qi]
-                    capped = cap > 0 and bank[ub, B_STREAK] >= cap
-                    if need_c and hp > 0 and not (capped and ent[uc, U(h), F_ROW] != orow):
+                    if need_c and hp > 0 and not (capped(b) and ent[uc, U(h), F_ROW] != orow):
                         r = memo_ready(b, RD + qi, scan)
                         if r <= t:
                             e = h
@@ -826,9 +831,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                             cmd = ACT
                         else:
                             cmd = PRE
-                            if ab and lists[ub, 3 * Q_CMD + 2] > 0:
-                                continue  # never close a row an activated request is waiting for
-                            if guard and hp > 0 and not capped:
+                            if not precharge_allowed(b, qi):
                                 continue
                         r = memo_ready(b, cmd, scan)
                         if r <= t:
@@ -857,7 +860,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                     orow = bank[ub, B_ROW]
                     if orow == ent[uc, U(e), F_ROW]:
                         cmd = RD + qi
-                        if cap > 0 and bank[ub, B_STREAK] >= cap and lists[ub, L_MISS_SCAN] == scan:
+                        if capped(b) and lists[ub, L_MISS_SCAN] == scan:
                             e = nx  # FR-FCFS cap: an older miss to this bank has waited long enough
                             continue
                         if sep and col_e >= 0:
@@ -872,11 +875,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                             cmd = ACT
                         else:
                             cmd = PRE
-                            if ab and lists[ub, 3 * Q_CMD + 2] > 0:
-                                e = nx  # never close a row an activated request is waiting for
-                                continue
-                            if par[P_GUARD] != 0 and bank[ub, B_HP0 + qi] > 0 and \
-                                    not (cap > 0 and bank[ub, B_STREAK] >= cap):
+                            if not precharge_allowed(b, qi):
                                 e = nx
                                 continue
                     r = memo_ready(b, cmd, scan)

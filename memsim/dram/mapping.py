@@ -110,10 +110,10 @@ class CompiledMapping:
             raise ValueError(f"mapping {self.scheme!r}: {at} field bits do not fit one 64-bit word")
         n_bytes = (len(contrib) + 7) // 8
         tables = np.zeros((n_bytes, 256), dtype=np.int64)
+        v = np.arange(256)
         for j in range(n_bytes):
             for bit in range(8):
                 if 8 * j + bit < len(contrib) and contrib[8 * j + bit]:
-                    v = np.arange(256)
                     tables[j, (v >> bit) & 1 == 1] ^= contrib[8 * j + bit]
         return tables, shift, mask
 
