@@ -29,7 +29,8 @@ What is simplified
   its queued requests could issue. After an issue that is a lower bound over the commands its requests
   need (``quiet_until``, ``bq_quiet_until``; the next cycle where that is not worked out), after an
   arrival the earlier of that wake-up and the new request's own command (``arrival_wake``). The
-  decisions skipped would find nothing ready and change nothing. The cycle-by-cycle twin in
+  decisions skipped would find nothing ready and change nothing. Per-bank lower bounds (``B_LB``) let
+  scans pass over banks that cannot issue yet, which likewise changes no decision. The cycle-by-cycle twin in
   ``tests/dram_twin.py`` checks that this gives identical completion cycles.
 * The timeout row policy closes an idle row lazily, when the bank is next looked at (or refreshed, or at
   the end of the run), as of the cycle it became closable: the timing is that of an eager close.
@@ -70,8 +71,12 @@ N_L = 21
 N_NAB = 9
 
 # per-bank state fields: open row (-1 closed), last activity cycle, queued entries that hit the open row
-# (one count per queue), column accesses since the last ACT
-B_ROW, B_LAST, B_HP0, B_HP1, B_HP2, B_STREAK = 0, 1, 2, 3, 4, 5
+# (one count per queue), column accesses since the last ACT, and B_LB: a lower bound on the cycle at which
+# any of the bank's candidate commands can issue (0 = unknown). Readiness only ever rises (every rule raises
+# an earliest-issue time), so a bound stays valid until the bank's own candidates change: a command to the
+# bank, a request joining one of its queues, a close, a refresh, or a write-mode flip; each of these resets
+# it to 0. Scans skip a bank whose bound lies in the future, and the post-issue bounds reuse it.
+B_ROW, B_LAST, B_HP0, B_HP1, B_HP2, B_STREAK, B_LB = 0, 1, 2, 3, 4, 5, 6
 N_B = 7
 
 # per-channel state fields
@@ -231,6 +236,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         """Precharge bank ``b`` at ``pre_t`` (auto-precharge or timeout)."""
         apply_rules(b, PRE, pre_t)
         bank[b, B_ROW] = -1
+        bank[b, B_LB] = 0
         bank[b, B_HP0] = 0
         bank[b, B_HP1] = 0
         bank[b, B_HP2] = 0
@@ -285,6 +291,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         end = ref_t + dur
         for b in range(b0, b1):
             bank[b, B_ROW] = -1
+            bank[b, B_LB] = 0
             bank[b, B_HP0] = 0
             bank[b, B_HP1] = 0
             bank[b, B_HP2] = 0
@@ -312,12 +319,18 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
     def update_write_mode(c):
         if write_mode_flips(c):
             chs[U(c), C_WMODE] = 1 - chs[U(c), C_WMODE]
+            # the other queue's requests are the candidates now: their banks' bounds are void
+            for qq in range(2 if par[P_BQD] == 0 else 0):
+                for k in range(nab[U(c), qq]):
+                    bank[U(abk[U(c), qq, U(k)]), B_LB] = 0
 
     def link(c, qq, e):
         """Append pool entry ``e`` to its bank's list of queue ``qq``."""
         uc = U(c)
         ue = U(e)
         b = ent[uc, ue, F_BANK]
+        if qq == Q_CMD or par[P_BQD] == 0:
+            bank[U(b), B_LB] = 0  # a new candidate: the bank's bound is void
         tail = lists[U(b), 3 * qq + 1]
         ent[uc, ue, F_NEXT] = -1
         ent[uc, ue, F_PREV] = tail
@@ -428,6 +441,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         bank[U(b), B_HP0 + qq] -= 1
         bank[U(b), B_STREAK] += 1
         bank[U(b), B_LAST] = t
+        bank[U(b), B_LB] = 0
         bank_stats[U(b), 1] += 1
         slot = ent[uc, ue, F_SLOT]
         if w == 0:
@@ -452,6 +466,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
 
     def issue_row(c, qq, e, cmd, t):
         b = ent[U(c), U(e), F_BANK]
+        bank[U(b), B_LB] = 0
         if cmd == ACT:
             row = ent[U(c), U(e), F_ROW]
             apply_rules(b, ACT, t)
@@ -552,8 +567,13 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
         uc = U(c)
         t1 = t + 1
         lower = INF
+        cached = nab[uc, Q_CMD] > BQ_FEW_BANKS
         for k in range(nab[uc, Q_CMD]):
-            r = bq_bank_bound(c, abk[uc, Q_CMD, U(k)])
+            b = abk[uc, Q_CMD, U(k)]
+            r = bank[U(b), B_LB]
+            if r <= t1 or not cached:
+                r = bq_bank_bound(c, b)
+                bank[U(b), B_LB] = r
             if r < lower:
                 lower = r
                 if lower <= t1:
@@ -583,6 +603,11 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             for k in range(nab[uc, U(qq)]):
                 b = abk[uc, U(qq), U(k)]
                 ub = U(b)
+                r = bank[ub, B_LB]
+                if r > t1:
+                    if r < lower:
+                        lower = r
+                    continue
                 orow = bank[ub, B_ROW]
                 if orow < 0:
                     r = cmd_ready(b, ACT)
@@ -600,6 +625,10 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                         rp = ready(b, PRE)
                         if rp < r:
                             r = rp
+                if orow < 0 or bank[ub, B_HP0 + wm] + bank[ub, B_HP2] == 0:
+                    # kept only for row commands (ACT, PRE): other banks' commands move them little,
+                    # while every column command of the channel moves the column commands' bound
+                    bank[ub, B_LB] = r
                 if r < lower:
                     lower = r
                     if lower <= t1:
@@ -713,10 +742,16 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                     continue
                 if rowpol == ROW_TIMEOUT:
                     timeout_close(c, b, t)
+                if bank[ub, B_LB] > t:
+                    # no candidate of this bank can issue before its bound: skip the look-ups
+                    if bank[ub, B_LB] < mn:
+                        mn = bank[ub, B_LB]
+                    continue
                 orow = bank[ub, B_ROW]
                 ec = -1
                 er = -1
                 ecmd = -1
+                bmn = INF
                 if orow >= 0 and bank[ub, B_HP2] > 0:
                     e = h
                     while e >= 0:
@@ -726,8 +761,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                             if r <= t:
                                 ec = e
                                 break
-                            if r < mn:
-                                mn = r
+                            if r < bmn:
+                                bmn = r
                         e = ent[uc, U(e), F_NEXT]
                 if ent[uc, U(h), F_ROW] != orow:
                     cmd = ACT if orow < 0 else PRE
@@ -736,8 +771,12 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                         if r <= t:
                             er = h
                             ecmd = cmd
-                        elif r < mn:
-                            mn = r
+                        elif r < bmn:
+                            bmn = r
+                if bmn < mn:
+                    mn = bmn
+                if ec < 0 and er < 0:
+                    bank[ub, B_LB] = bmn  # none ready: the bank's earliest candidate, a bound until it changes
                 if sep:
                     if col_e < 0 and ec >= 0:
                         col_q, col_e = Q_CMD, ec
@@ -760,6 +799,11 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 while e >= 0:
                     b = ent[uc, U(e), F_BANK]
                     ub = U(b)
+                    if bank[ub, B_LB] > t:
+                        if bank[ub, B_LB] < mn:
+                            mn = bank[ub, B_LB]
+                        e = ent[uc, U(e), F_GNEXT]
+                        continue
                     orow = bank[ub, B_ROW]
                     if orow == ent[uc, U(e), F_ROW]:
                         cmd = RD + ent[uc, U(e), F_WRITE]
@@ -771,6 +815,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                     # readiness written out here and below: an inlined helper taking arrays costs
                     # reference-count updates on every call, which dominated the scan
                     r = memo_ready(b, cmd, scan)
+                    if r > t and cmd < RD and bank[ub, B_HP0 + qi] + bank[ub, B_HP2] == 0:
+                        bank[ub, B_LB] = r  # the bank's only kind of candidate: a bound until it changes
                     if r <= t:
                         if cmd >= RD:
                             if col_e < 0:
@@ -812,6 +858,10 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 for k in range(nab[uc, U(qi)]):
                     b = abk[uc, U(qi), U(k)]
                     ub = U(b)
+                    if bank[ub, B_LB] > t:
+                        if bank[ub, B_LB] < mn:
+                            mn = bank[ub, B_LB]
+                        continue
                     orow = bank[ub, B_ROW]
                     h = lists[ub, 3 * qi]
                     hp = bank[ub, B_HP0 + qi]
@@ -834,6 +884,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                             if not precharge_allowed(b, qi):
                                 continue
                         r = memo_ready(b, cmd, scan)
+                        if r > t and cmd < RD and bank[ub, B_HP0 + qi] + bank[ub, B_HP2] == 0:
+                            bank[ub, B_LB] = r  # the bank's only kind of candidate: a bound until it changes
                         if r <= t:
                             e = h
                             while ent[uc, U(e), F_ROW] == orow:
@@ -857,6 +909,13 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                     ub = U(b)
                     if rowpol == ROW_TIMEOUT:
                         timeout_close(c, b, t)
+                    if bank[ub, B_LB] > t:
+                        if bank[ub, B_LB] < mn:
+                            mn = bank[ub, B_LB]
+                        if sched == SCHED_FCFS:
+                            break
+                        e = nx
+                        continue
                     orow = bank[ub, B_ROW]
                     if orow == ent[uc, U(e), F_ROW]:
                         cmd = RD + qi
@@ -879,6 +938,8 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                                 e = nx
                                 continue
                     r = memo_ready(b, cmd, scan)
+                    if r > t and cmd < RD and bank[ub, B_HP0 + qi] + bank[ub, B_HP2] == 0:
+                        bank[ub, B_LB] = r  # the bank's only kind of candidate: a bound until it changes
                     if r <= t:
                         if cmd >= RD:
                             if col_e < 0:
@@ -932,6 +993,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
                 ent[uc, U(best), F_SEQ] = S[S_SEQ]
                 S[S_SEQ] += 1
                 link(c, Q_CMD, best)
+                bank[U(b), B_LB] = 0
                 if bank[U(b), B_ROW] == ent[uc, U(best), F_ROW]:
                     bank[U(b), B_HP0 + src] -= 1
                     bank[U(b), B_HP2] += 1
@@ -941,6 +1003,7 @@ def run_chunk(par, rules, nob, lvl_base, lvl_fan,
             # nothing could issue; a moved transaction adds its bank's candidates to the bound
             if moved >= 0:
                 r = bq_bank_bound(c, moved)
+                bank[U(moved), B_LB] = r
                 if r < chs[uc, C_QUIET]:
                     chs[uc, C_QUIET] = r
             return bq_next_look(c, t, chs[uc, C_QUIET])
