@@ -57,20 +57,23 @@ def analyse(out: Path, top: int) -> None:
     name, ptr = (out / "symbol.txt").read_text().split()
     obj = str(out / "kernel.o")
     nm = subprocess.run(["nm", obj], capture_output=True, text=True, check=True).stdout
-    value = next(int(p[0], 16) for p in (ln.split() for ln in nm.splitlines()) if len(p) == 3 and p[2] == name)
+    fields = (ln.split() for ln in nm.splitlines())
+    value = next(int(f[0], 16) for f in fields if len(f) == 3 and f[2] == name)
     base = int(ptr) - value  # the load address of the section holding the kernel
+    # Numba compiles with the large code model: the code is in .ltext (else .text)
+    headers = subprocess.run(["readelf", "-SW", obj], capture_output=True, text=True, check=True).stdout
+    section = ".ltext" if " .ltext " in headers else ".text"
+    row = next(ln for ln in headers.splitlines() if f" {section} " in ln)
+    size = int(row.split(section)[1].split()[3], 16)  # columns after the name: type, address, offset, size
     ips = subprocess.run(["perf", "script", "-i", str(out / "perf.data"), "-F", "ip"],
                          capture_output=True, text=True, check=True).stdout.split()
     counts = collections.Counter(int(ip, 16) - base for ip in ips)
-    counts = collections.Counter({o: c for o, c in counts.items() if 0 <= o < (1 << 26)})
+    counts = collections.Counter({o: c for o, c in counts.items() if 0 <= o < size})
     inside = sum(counts.values())
     print(f"{len(ips)} samples, {inside} in the kernel")
     if not inside:
         return
     offs = sorted(counts)
-    # the kernel is compiled with the large code model: its code is in .ltext (else .text)
-    sections = subprocess.run(["readelf", "-S", obj], capture_output=True, text=True).stdout
-    section = ".ltext" if ".ltext" in sections else ".text"
     lines = subprocess.run(["addr2line", "-a", "-j", section, "-e", obj, *map(hex, offs)],
                            capture_output=True, text=True, check=True).stdout.splitlines()
     by_line: collections.Counter = collections.Counter()
@@ -102,7 +105,8 @@ def main(argv=None) -> int:
         return 0
     missing = [t for t in ("perf", "addr2line", "nm", "readelf") if shutil.which(t) is None]
     if missing:
-        print(f"lineprof_dram: needs {', '.join(missing)} on PATH (Debian: linux-perf, binutils)", file=sys.stderr)
+        print(f"lineprof_dram: needs {', '.join(missing)} on PATH (Debian: linux-perf, binutils)",
+              file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="memsim-lineprof-") as tmp:
         out = Path(tmp)
@@ -116,8 +120,9 @@ def main(argv=None) -> int:
                 return 1
             time.sleep(0.5)
         time.sleep(0.5)
-        subprocess.run(["perf", "record", "-q", "-F", "4000", "-p", str(proc.pid), "-o", str(out / "perf.data"),
-                        "--", "sleep", str(args.seconds)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["perf", "record", "-q", "-F", "4000", "-p", str(proc.pid),
+                        "-o", str(out / "perf.data"), "--", "sleep", str(args.seconds)],
+                       check=True, stdout=subprocess.DEVNULL)
         proc.wait()
         analyse(out, args.top)
     return 0
