@@ -15,9 +15,14 @@ import numpy as np
 from ..config.schema import DramConfig
 from ..errors import TraceError
 from . import kernel as K
-from .mapping import CompiledMapping, compile_mapping, decode_transactions
+from .mapping import CompiledMapping, compile_mapping, decode_into, decode_transactions
 from .timing import (L_RK, N_CMDS, N_LEVELS, P_REFLEVEL, P_REFRESH, P_REFI, P_REFIPB, P_TXPERREQ,
                      REF_ALLBANK, REF_NONE, CompiledTiming, compile_timing)
+
+# requests decoded per kernel call: small enough that the decoded transactions stay in cache between
+# the decode and the kernel, large enough that the per-call cost vanishes (measured on the 1 M-request
+# streams: 1.03-1.05x faster than decoding the whole trace first; random traffic unchanged)
+DECODE_SLICE = 1 << 15
 
 HIST_BINS = 1 << 16  # latency histogram: one bin per memory-clock cycle, the last bin is overflow
 
@@ -202,17 +207,24 @@ class DramEngine:
         self._tables = self.mapping.byte_tables()
         self._fan = np.array([org.channels, org.pseudo_channels, org.ranks, org.bank_groups,
                               org.banks_per_group], dtype=np.int64)
+        #: the timing kernel, specialised to this controller structure where memsim has a build for it
+        #: (:func:`memsim.dram.kernel.kernel_for`; compiled or loaded from the cache at the first run)
+        self.kernel = K.kernel_for(self.timing.par)
 
-    def decode(self, addr: np.ndarray, source: str | None = None, first_line: int = 1):
-        """Split line requests into transactions and decode them. Returns (ch, bank, row, tx_addr)."""
-        org = self.cfg.organization
-        addr = np.asarray(addr, dtype=np.uint64)
+    def check_capacity(self, addr: np.ndarray, source: str | None = None, first_line: int = 1) -> None:
+        """Raise :class:`TraceError` (file and line) for the first address beyond the device's capacity."""
         if addr.size and int(addr.max()) >= self.capacity:
             bad = int(np.argmax(addr >= np.uint64(self.capacity)))
             raise TraceError(f"address {int(addr[bad]):#x} is beyond the device capacity "
                              f"({self.capacity:#x} bytes) of {self.cfg.name}", file=source, line=first_line + bad)
-        return decode_transactions(addr, self.cfg.line_bytes, self.tx_per_req, org.transaction_bytes,
-                                   self.mapping.offset_bits, *self._tables, self._fan)
+
+    def decode(self, addr: np.ndarray, source: str | None = None, first_line: int = 1):
+        """Split line requests into transactions and decode them. Returns (ch, bank, row, tx_addr)."""
+        addr = np.asarray(addr, dtype=np.uint64)
+        self.check_capacity(addr, source, first_line)
+        return decode_transactions(addr, self.cfg.line_bytes, self.tx_per_req,
+                                   self.cfg.organization.transaction_bytes, self.mapping.offset_bits,
+                                   *self._tables, self._fan)
 
     def run(self, requests: Requests | Iterable[Requests], *, queue_depth: int = 0,
             record_requests: int = 0, source: str | None = None) -> DramResult:
@@ -225,23 +237,37 @@ class DramEngine:
         if chunk is None:
             raise TraceError("the trace holds no requests", file=source)
         first_line = 1
+        tx = self.tx_per_req
+        org = cfg.organization
+        bufs = None
         while chunk is not None:
             nxt_chunk = next(it, None)
-            n = int(np.asarray(chunk.addr).shape[0])
-            ch, bank, row, txa = self.decode(chunk.addr, source, first_line)
+            addr = np.asarray(chunk.addr, dtype=np.uint64)
+            n = int(addr.shape[0])
+            self.check_capacity(addr, source, first_line)  # the whole chunk, before any of it runs
             w = np.ascontiguousarray(np.asarray(chunk.is_write, dtype=np.uint8))
             if chunk.arrival_ps is not None:
                 arr = -(-np.asarray(chunk.arrival_ps, dtype=np.int64) // ct.tck_ps)
             else:
                 arr = np.zeros(n, dtype=np.int64)
-            final = nxt_chunk is None
-            got = K.run_chunk(ct.par, ct.rules, st.nob, st.lvl_base, st.lvl_fan,
-                              ch, bank, row, txa, w, arr, int(queue_depth), final,
-                              st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.ent, st.lists, st.abk, st.nab,
-                              st.qlen, st.freel, st.chs, st.ref, st.ring, st.fifo, st.hist, st.out_done,
-                              st.bank_stats)
-            if got != n:  # pragma: no cover - a kernel bug, not a user error
-                raise RuntimeError(f"kernel accepted {got} of {n} requests")
+            if bufs is None or bufs[0].shape[0] < min(n, DECODE_SLICE) * tx:
+                bufs = tuple(np.empty(min(n, DECODE_SLICE) * tx, dtype=np.int64) for _ in range(4))
+            # decoded a slice at a time into the same buffers, which stay in cache for the kernel; the
+            # kernel resumes each slice where the last one stopped, so results do not depend on the slicing
+            for s0 in range(0, n, DECODE_SLICE):
+                s1 = min(n, s0 + DECODE_SLICE)
+                m = (s1 - s0) * tx
+                ch, bank, row, txa = (b[:m] for b in bufs)
+                decode_into(addr[s0:s1], cfg.line_bytes, tx, org.transaction_bytes, self.mapping.offset_bits,
+                            *self._tables, self._fan, ch, bank, row, txa)
+                final = nxt_chunk is None and s1 == n
+                got = self.kernel(ct.par, ct.rules, st.nob, st.lvl_base, st.lvl_fan,
+                             ch, bank, row, txa, w[s0:s1], arr[s0:s1], int(queue_depth), final,
+                             st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.ent, st.lists, st.abk, st.nab,
+                             st.qlen, st.freel, st.chs, st.ref, st.ring, st.fifo, st.hist, st.out_done,
+                             st.bank_stats)
+                if got != s1 - s0:  # pragma: no cover - a kernel bug, not a user error
+                    raise RuntimeError(f"kernel accepted {got} of {s1 - s0} requests")
             n_total += n
             n_writes += int(w.sum())
             first_line += n

@@ -1,0 +1,70 @@
+"""The specialised builds of the DRAM kernel give exactly the generic kernel's results.
+
+Each build is the same source with the controller structure fixed as constants
+(``memsim.dram.kernel.kernel_for``); these tests replay mixed traces through each specialised build and
+through the generic one and compare every figure and every completion cycle.
+"""
+
+import numpy as np
+import pytest
+
+from memsim.config import get_preset, load_dram_config
+from memsim.dram import kernel as K
+from memsim.dram.engine import DramEngine, Requests
+from memsim.traces import synthetic
+
+# one configuration per specialised structure (with refresh and a read/write mix, so that write drain,
+# forwarding and refresh all run)
+BY_KEY = {
+    (1, 0, 0, 0, 1): "DRAMSim3_HBM2_8Gb_x128",
+    (0, 1, 0, 0, 1): "Ramulator2_DDR4_8Gb_x8_2400U",
+    (0, 1, 0, 0, 2): "Ramulator2_HBM3_8Gb_8hi_6400Mbps_16ch",
+    (0, 0, 1, 0, 2): "HBM3_6400",
+}
+
+REFERENCE_PRESETS = ["DRAMSim3_HBM2_8Gb_x128", "DRAMSim3_DDR4_8Gb_x8_2400", "Ramulator2_HBM2_4Gb_2000Mbps_8ch",
+                     "Ramulator2_HBM3_8Gb_8hi_6400Mbps_16ch", "Ramulator2_DDR4_8Gb_x8_2400U", "HBM3_6400",
+                     "HBM2_2000"]
+
+
+def test_every_specialised_structure_is_tested():
+    assert set(BY_KEY) == set(K.SPECIALISED)
+
+
+@pytest.mark.parametrize("preset", REFERENCE_PRESETS)
+def test_benchmarked_presets_run_a_specialised_build(preset):
+    eng = DramEngine(get_preset(preset))
+    assert K.structure_key(eng.timing.par) in K.SPECIALISED
+    assert eng.kernel is not K.kernel_for(eng.timing.par, generic=True)
+
+
+def test_other_structures_run_the_generic_build():
+    cfg = load_dram_config({"preset": "HBM3_6400", "controller": {"row_policy": "timeout", "row_timeout": "100ns"}})
+    eng = DramEngine(cfg)
+    assert K.structure_key(eng.timing.par)[3] == 1
+    assert eng.kernel is K.kernel_for(eng.timing.par, generic=True)
+
+
+def _mixed(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    seq_a, _ = synthetic.seq(n)
+    rand_a = rng.integers(0, 1 << 28, n, dtype=np.uint64) & ~np.uint64(63)
+    addr = np.where(rng.random(n) < 0.5, seq_a, rand_a).astype(np.uint64)
+    return addr, rng.random(n) < 0.3
+
+
+@pytest.mark.parametrize("key", sorted(BY_KEY))
+@pytest.mark.parametrize("queue_depth", [0, 4])
+def test_specialised_build_matches_generic(key, queue_depth):
+    cfg = get_preset(BY_KEY[key])
+    addr, w = _mixed(6000, seed=sum(key) + queue_depth)
+    spec = DramEngine(cfg)
+    assert K.structure_key(spec.timing.par) == key
+    gen = DramEngine(cfg)
+    gen.kernel = K.kernel_for(gen.timing.par, generic=True)
+    assert gen.kernel is not spec.kernel
+    a = spec.run(Requests(addr, w), queue_depth=queue_depth, record_requests=len(addr))
+    b = gen.run(Requests(addr, w), queue_depth=queue_depth, record_requests=len(addr))
+    assert np.array_equal(a.completion_cycles, b.completion_cycles)
+    assert a.to_dict() == b.to_dict()
+    assert a.controller_decisions == b.controller_decisions
