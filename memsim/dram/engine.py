@@ -76,7 +76,9 @@ class KernelState:
         self.lists[:, K.L_MISS_SCAN] = -1
         self.abk = np.zeros((org.channels, 3, banks_per_ch), dtype=np.int64)
         self.nab = np.zeros((org.channels, K.N_NAB), dtype=np.int64)
-        self.nab[:, 3:9] = -1  # whole-queue heads and tails
+        # each queue's entries in arrival order, oldest first, at nab[:, 3 + q] .. nab[:, 6 + q]; the room
+        # past a full queue lets the start advance as the oldest entries leave, moved back when the end is reached
+        self.qord = np.zeros((org.channels, 3, 2 * pool), dtype=np.int64)
         self.freel = np.ascontiguousarray(np.tile(np.arange(pool, dtype=np.int64)[::-1], (org.channels, 1)))
         self.qlen = np.zeros((3, org.channels), dtype=np.int64)
         self.chs = np.zeros((org.channels, K.N_C), dtype=np.int64)
@@ -264,7 +266,7 @@ class DramEngine:
                 got = self.kernel(ct.par, ct.rules, st.nob, st.lvl_base, st.lvl_fan,
                              ch, bank, row, txa, w[s0:s1], arr[s0:s1], int(queue_depth), final,
                              st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.ent, st.lists, st.abk, st.nab,
-                             st.qlen, st.freel, st.chs, st.ref, st.ring, st.fifo, st.hist, st.out_done,
+                             st.qord, st.qlen, st.freel, st.chs, st.ref, st.ring, st.fifo, st.hist, st.out_done,
                              st.bank_stats)
                 if got != s1 - s0:  # pragma: no cover - a kernel bug, not a user error
                     raise RuntimeError(f"kernel accepted {got} of {s1 - s0} requests")
