@@ -76,8 +76,9 @@ class KernelState:
         self.lists[:, K.L_MISS_SCAN] = -1
         self.abk = np.zeros((org.channels, 3, banks_per_ch), dtype=np.int64)
         self.nab = np.zeros((org.channels, K.N_NAB), dtype=np.int64)
-        # each queue's entries in arrival order, oldest first, at nab[:, 3 + q] .. nab[:, 6 + q]; the room
-        # past a full queue lets the start advance as the oldest entries leave, moved back when the end is reached
+        # each queue's entries in arrival order, oldest first, in slots nab[:, 3 + q] up to nab[:, 6 + q]; twice
+        # the room a queue needs, so the oldest can leave by moving the start, with a move back to slot 0
+        # only when the end of the row is reached
         self.qord = np.zeros((org.channels, 3, 2 * pool), dtype=np.int64)
         self.freel = np.ascontiguousarray(np.tile(np.arange(pool, dtype=np.int64)[::-1], (org.channels, 1)))
         self.qlen = np.zeros((3, org.channels), dtype=np.int64)
