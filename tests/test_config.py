@@ -634,3 +634,16 @@ def test_two_queue_structures_are_rejected(tmp_path):
     cfg.write_text("memory:\n  preset: HBM3_6400\n  controller: {active_buffer: 32, bank_queue_depth: 8}\n")
     with pytest.raises(ConfigError, match=r"q\.yaml: memory\.controller\.bank_queue_depth: active_buffer"):
         load_hw_config(cfg)
+
+
+def test_queues_beyond_the_kernels_entry_index_are_rejected(tmp_path):
+    from memsim.config.loader import MAX_QUEUE_ENTRIES
+    from memsim.dram import kernel as K
+
+    assert MAX_QUEUE_ENTRIES == 1 << K.QSHIFT  # the loader's limit is the kernel's packed index width
+    cfg = tmp_path / "q.yaml"
+    cfg.write_text(f"memory:\n  preset: HBM3_6400\n  controller: {{read_queue: {MAX_QUEUE_ENTRIES}}}\n")
+    with pytest.raises(ConfigError, match=r"q\.yaml: memory\.controller\.read_queue: the queues of one channel"):
+        load_hw_config(cfg)
+    cfg.write_text("memory:\n  preset: HBM3_6400\n  controller: {read_queue: 4096, write_queue: 4096}\n")
+    assert load_hw_config(cfg).memory.controller.read_queue == 4096  # large but representable: accepted

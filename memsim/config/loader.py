@@ -74,6 +74,7 @@ _OVERRIDES_LABEL = "<overrides>"
 
 _MAX_DEPTH = 32  # YAML nesting deeper than this is certainly a mistake (and would exhaust recursion)
 _MAX_NODES = 100_000  # guards against alias bombs ("billion laughs")
+MAX_QUEUE_ENTRIES = 1 << 24  # queued transactions per channel: 1 << memsim.dram.kernel.QSHIFT (a test checks)
 
 
 @dataclass(frozen=True)
@@ -811,6 +812,13 @@ def _build(layers: _Layers, preset: str) -> DramConfig:
         if depth < per_line:
             raise blame(ctl_nodes, key, "controller").error(
                 f"{key} ({depth}) must hold at least one line: line_bytes / transaction_bytes = {per_line}")
+    banks_per_channel = org.pseudo_channels * org.ranks * org.bank_groups * org.banks_per_group
+    entries = ctl.read_queue + ctl.write_queue + max(ctl.active_buffer, banks_per_channel * ctl.bank_queue_depth)
+    if entries >= MAX_QUEUE_ENTRIES:
+        # the DRAM kernel packs a queued transaction's bank and index into one word (kernel.QSHIFT)
+        raise blame(ctl_nodes, "read_queue", "controller").error(
+            f"the queues of one channel must hold fewer than {MAX_QUEUE_ENTRIES} transactions in all "
+            f"(read_queue + write_queue + the larger of active_buffer and banks x bank_queue_depth), got {entries}")
     if ctl.active_buffer > 0 and ctl.bank_queue_depth > 0:
         raise blame(ctl_nodes, "bank_queue_depth", "controller").error(
             "active_buffer (Ramulator-style) and bank_queue_depth (DRAMSim3-style) are two different queue "

@@ -66,6 +66,9 @@ class KernelState:
         self.bank[:, K.B_ROW] = -1
         self.bank_stats = np.zeros((nbk, 2), dtype=np.int64)  # ACTs, column commands
         banks_per_ch = nbk // org.channels
+        # per bank, a lower bound on the cycle of its next command (0 = unknown), apart from the other bank
+        # fields so that a pass over a channel's banks reads one contiguous row
+        self.blb = np.zeros(nbk, dtype=np.int64)
         # a pool of queue entries per channel, linked into one list per bank and queue
         pool = ctl.read_queue + ctl.write_queue + max(ctl.active_buffer, banks_per_ch * ctl.bank_queue_depth)
         self.ent = np.zeros((org.channels, pool, K.N_F), dtype=np.int64)
@@ -266,7 +269,7 @@ class DramEngine:
                 final = nxt_chunk is None and s1 == n
                 got = self.kernel(ct.par, ct.rules, st.nob, st.lvl_base, st.lvl_fan,
                              ch, bank, row, txa, w[s0:s1], arr[s0:s1], int(queue_depth), final,
-                             st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.ent, st.lists, st.abk, st.nab,
+                             st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.blb, st.ent, st.lists, st.abk, st.nab,
                              st.qord, st.qlen, st.freel, st.chs, st.ref, st.ring, st.fifo, st.hist, st.out_done,
                              st.bank_stats)
                 if got != s1 - s0:  # pragma: no cover - a kernel bug, not a user error
