@@ -110,7 +110,8 @@ class KernelState:
         self.ring[:, K.R_FREE] = np.arange(self.ring.shape[0])[::-1]  # stack of free slots, top last
         self.fifo = np.zeros((_pow2_at_least(bound + 64), 2), dtype=np.int64)
         self.hist = np.zeros((2, HIST_BINS + 1), dtype=np.int64)
-        self.S = np.zeros(K.N_S, dtype=np.int64)
+        # the scalar state, then each channel's wake-up cycle (contiguous: the main loop takes their minimum)
+        self.S = np.zeros(K.N_S + org.channels, dtype=np.int64)
         self.S[K.S_FREE_TOP] = self.ring.shape[0]
         self.S[K.S_REF_MIN] = int(self.ref[:, 0].min()) if n_units else int(K.INF)
         self.out_done = np.full(record_requests, -1, dtype=np.int64)

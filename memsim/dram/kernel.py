@@ -95,11 +95,13 @@ N_B = 6
 # write there only when there is one. C_QUIET: with per-bank command queues, a lower bound on the cycle
 # the channel's next command can issue (``bq_quiet_until``; 0 where unknown), so that a decision before
 # it only moves a transaction. C_REFPEND: the channel's refresh units with a refresh due and not yet done.
-(C_WMODE, C_WAKE, C_ACT, C_PRE, C_RD, C_WR, C_HIT, C_MISS, C_CONF, C_REF, C_FWD, C_RR, C_NFREE,
- C_CMDW, C_QUIET, C_REFPEND) = range(16)
-N_C = 16
+(C_WMODE, C_ACT, C_PRE, C_RD, C_WR, C_HIT, C_MISS, C_CONF, C_REF, C_FWD, C_RR, C_NFREE,
+ C_CMDW, C_QUIET, C_REFPEND) = range(15)
+N_C = 15
 
-# scalar state
+# scalar state; after its N_S fields, ``S`` holds each channel's wake-up cycle, the next cycle at which
+# its controller must decide (one contiguous row: the main loop takes their minimum at every step;
+# measured 1.08x on the 8-channel DRAMSim3 HBM2 stream, 1.01-1.02x elsewhere, against a per-channel field)
 (S_T, S_NEXT_GID, S_OUTSTANDING, S_FIFO_HEAD, S_FIFO_TAIL, S_FE_BLOCK, S_FE_RETRY, S_REF_MIN,
  S_LAST_DONE, S_DONE_READS, S_DONE_WRITES, S_LAT_SUM_R, S_LAT_SUM_W, S_LAT_MAX_R, S_LAT_MAX_W,
  S_REF_CYCLES, S_SCAN_ID, S_ACCEPTED, S_QUEUED, S_FREED, S_FREE_TOP, S_SEQ) = range(22)
@@ -711,7 +713,7 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                 return t
             if write_mode_flips(c):
                 return t
-            wake = chs[uc, C_WAKE]
+            wake = S[U(N_S) + uc]
             wm = chs[uc, C_WMODE]
             if w != wm:
                 return wake
@@ -1195,8 +1197,8 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                     S[S_QUEUED] += 1
                     if bank[U(b), B_ROW] == row:
                         bank[U(b), B_HP0 + w] += 1
-                    if chs[U(c), C_WAKE] > t:
-                        chs[U(c), C_WAKE] = arrival_wake(c, b, row, w, t)
+                    if S[U(N_S) + U(c)] > t:
+                        S[U(N_S) + U(c)] = arrival_wake(c, b, row, w, t)
                 if posted and ring[U(slot), R_REMAIN] > 0:
                     ring[U(slot), R_REMAIN] = 1
                     tx_done(slot, t)
@@ -1209,7 +1211,7 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                 for u in range(n_units):
                     if ref[u, U_PENDING] == 0 and ref[u, U_DUE] <= t:
                         ref[u, U_PENDING] = 1
-                        chs[u // units_per_ch, C_WAKE] = t
+                        S[N_S + u // units_per_ch] = t
                         chs[u // units_per_ch, C_REFPEND] += 1
                     if ref[u, U_PENDING] == 0 and ref[u, U_DUE] < m:
                         m = ref[u, U_DUE]
@@ -1218,13 +1220,13 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             S[S_FREED] = 0
             refresh_done = False
             for c in range(nch):
-                if chs[U(c), C_WAKE] > t:
+                if S[U(N_S) + U(c)] > t:
                     continue
                 pend_before = chs[U(c), C_REFPEND]
-                chs[U(c), C_WAKE] = schedule(c, t)
+                S[U(N_S) + U(c)] = schedule(c, t)
                 pend_after = chs[U(c), C_REFPEND]
-                if pend_after > 0 and chs[U(c), C_WAKE] > t + 1:
-                    chs[U(c), C_WAKE] = t + 1  # a waiting refresh is re-examined every cycle
+                if pend_after > 0 and S[U(N_S) + U(c)] > t + 1:
+                    S[U(N_S) + U(c)] = t + 1  # a waiting refresh is re-examined every cycle
                 if pend_after != pend_before:
                     refresh_done = True
             if refresh_done:
@@ -1245,8 +1247,8 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             # ---- 6. next event time
             nt = INF
             for c in range(nch):
-                if chs[U(c), C_WAKE] < nt:
-                    nt = chs[U(c), C_WAKE]
+                if S[U(N_S) + U(c)] < nt:
+                    nt = S[U(N_S) + U(c)]
             blk = S[S_FE_BLOCK]
             if i < n_req:
                 if blk == FE_QUEUE:
