@@ -53,6 +53,7 @@ from memsim.config.schema import (
     DramEnergy,
     DramOrganization,
     DramTiming,
+    queue_entries_per_channel,
 )
 from memsim.errors import ConfigError
 
@@ -812,8 +813,7 @@ def _build(layers: _Layers, preset: str) -> DramConfig:
         if depth < per_line:
             raise blame(ctl_nodes, key, "controller").error(
                 f"{key} ({depth}) must hold at least one line: line_bytes / transaction_bytes = {per_line}")
-    banks_per_channel = org.pseudo_channels * org.ranks * org.bank_groups * org.banks_per_group
-    entries = ctl.read_queue + ctl.write_queue + max(ctl.active_buffer, banks_per_channel * ctl.bank_queue_depth)
+    entries = queue_entries_per_channel(org, ctl)
     if entries >= MAX_QUEUE_ENTRIES:
         # the DRAM kernel packs a queued transaction's bank and index into one word (kernel.QSHIFT)
         raise blame(ctl_nodes, "read_queue", "controller").error(

@@ -195,3 +195,10 @@ class DramConfig:
     @property
     def peak_bandwidth_bytes_per_s(self) -> float:
         return self.organization.peak_bandwidth_bytes_per_s
+
+
+def queue_entries_per_channel(org: DramOrganization, ctl: ControllerConfig) -> int:
+    """Transactions one channel's controller can hold at once: read and write queues plus the active buffer
+    or the per-bank command queues (whichever the structure has)."""
+    banks = org.total_banks // org.channels
+    return ctl.read_queue + ctl.write_queue + max(ctl.active_buffer, banks * ctl.bank_queue_depth)

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..config.schema import DramConfig
+from ..config.schema import DramConfig, queue_entries_per_channel
 from ..errors import TraceError
 from . import kernel as K
 from .mapping import CompiledMapping, compile_mapping, decode_into, decode_transactions
@@ -70,7 +70,7 @@ class KernelState:
         # fields so that a pass over a channel's banks reads one contiguous row
         self.blb = np.zeros(nbk, dtype=np.int64)
         # a pool of queue entries per channel, linked into one list per bank and queue
-        pool = ctl.read_queue + ctl.write_queue + max(ctl.active_buffer, banks_per_ch * ctl.bank_queue_depth)
+        pool = queue_entries_per_channel(org, ctl)
         self.ent = np.zeros((org.channels, pool, K.N_F), dtype=np.int64)
         self.lists = np.zeros((nbk, K.N_L), dtype=np.int64)
         self.lists[:, 0:9:3] = -1  # heads

@@ -785,9 +785,8 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                 few = n_busy <= BQ_FEW_BANKS
                 n_visit = n_busy
                 if not few:
-                    # else one pass over the channel's bank bounds (one contiguous row, no branch to mispredict
-                    # per bank) lists, in round-robin order, the banks that may have a command ready now; the
-                    # others only lower ``mn``. The list is kept in the channel's ``qord`` row, which bank-queue
+                    # else one pass over the channel's bank bounds (one contiguous row) lists, in round-robin
+                    # order, the banks that may have a command ready now; the others only lower ``mn``. The list is kept in the channel's ``qord`` row, which bank-queue
                     # controllers do not use otherwise. Measured with the contiguous bounds and the pass in
                     # ``bq_quiet_until`` (interleaved best of 9): random traffic 1.18x (DRAMSim3 HBM2) and
                     # 1.24x (DDR4), streams 0.96-1.00x. Visiting the banks in order with the same row of
