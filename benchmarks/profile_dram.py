@@ -1,10 +1,11 @@
-"""Profiling helpers for the DRAM kernel: exact result fingerprints and interleaved A/B timing.
+"""Profiling helpers for the DRAM kernel: exact result fingerprints and A/B timing (interleaved or side by side).
 
 Usage::
 
     python benchmarks/profile_dram.py fingerprint OUT.json [--n N]   # every result figure + completion cycles
     python benchmarks/profile_dram.py compare A.json B.json          # exit 1 on any difference
     python benchmarks/profile_dram.py time [--n N] [--reps R] [--kernels mod1 mod2 ...]
+    python benchmarks/profile_dram.py pair A B [--rounds R] [--reps R] [--n N]   # A and B side by side
 
 ``fingerprint`` replays a prefix of each reference trace on several presets (all controller structures:
 DRAMSim3 bank queues, Ramulator 2 active buffer, plain FR-FCFS through the DDR4 presets) and stores the
@@ -12,6 +13,13 @@ whole :class:`DramResult` plus a hash of every completion cycle, so that a kerne
 for identical results. ``time`` runs the benchmark rows of one or more kernel modules interleaved
 (A B A B ...) and reports the best of ``reps`` per row, which is what a shared, noisy machine allows.
 A kernel module is a dotted name (default ``memsim.dram.kernel``) or a path to a copy of ``kernel.py``.
+
+``pair`` times two kernels at the same time, one child process per core, and reports B's speed over A's
+per row (geometric mean and range over rounds; each child pinned to one core, the cores swapped every
+round, so use an even number of rounds). On the 2-core virtual machine this was written on, the speed of
+the machine drifts by up to 30 % within minutes, which both children see alike: one kernel against a
+copy of itself measured 1.008-1.029 (rounds 0.993-1.070) this way, where interleaved runs of one kernel
+differed by up to 1.3x. Run ``pair`` with a copy of A as B first to see the floor on the machine at hand.
 """
 from __future__ import annotations
 
@@ -20,7 +28,11 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -41,10 +53,15 @@ def _trace(name, n):
 
 
 def _load_kernel(spec: str):
+    if spec.endswith(".py") and os.path.realpath(spec) == os.path.realpath(E.K.__file__):
+        # the package's own kernel: import it as itself. Loaded under another module name, its Numba cache
+        # entries (beside the source) would name that module, and every later normal import would fail.
+        spec = E.K.__name__
     if spec.endswith(".py"):
         name = "kvariant_" + hashlib.md5(spec.encode()).hexdigest()[:8]
         s = importlib.util.spec_from_file_location(name, spec)
         m = importlib.util.module_from_spec(s)
+        m.__package__ = "memsim.dram"  # a copy of memsim/dram/kernel.py: its relative imports resolve there
         sys.modules[name] = m
         s.loader.exec_module(m)
         return m
@@ -82,7 +99,7 @@ def compare(a: str, b: str) -> int:
     return 1 if bad else 0
 
 
-def time_variants(specs, n, reps, presets, traces) -> None:
+def time_variants(specs, n, reps, presets, traces, json_out=None, barrier=None) -> None:
     mods = [_load_kernel(s) for s in specs]
     orig = E.K
     cases = [(p, tr, *_trace(tr, n)) for p in presets for tr in traces]
@@ -98,6 +115,11 @@ def time_variants(specs, n, reps, presets, traces) -> None:
             use(m, eng)
             eng.run(E.Requests(*synthetic.seq(1024)))
         print(f"warm-up {m.__name__}: {time.perf_counter() - t0:.2f} s", flush=True)
+    if barrier:  # ``pair``: start timing only when the other child has finished its warm-up too
+        me, other = barrier
+        open(me, "w").close()
+        while not os.path.exists(other):
+            time.sleep(0.05)
     best = {}
     for _ in range(reps):
         for p, tr, a, w in cases:
@@ -111,9 +133,47 @@ def time_variants(specs, n, reps, presets, traces) -> None:
                 key = (p, tr, j)
                 best[key] = min(best.get(key, 1e9), dt)
     E.K = orig
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump({f"{p}/{tr}": [len(a) / best[(p, tr, j)] for j in range(len(mods))]
+                       for p, tr, a, w in cases}, f)
+        return
     print(f"{'preset':48s} {'trace':24s} " + " ".join(f"{'M req/s ' + str(j):>11s}" for j in range(len(mods))))
     for p, tr, a, w in cases:
         print(f"{p:48s} {tr:24s} " + " ".join(f"{len(a) / best[(p, tr, j)] / 1e6:11.3f}" for j in range(len(mods))))
+
+
+def pair(a, b, rounds, reps, n, presets, traces) -> None:
+    """Time kernels ``a`` and ``b`` concurrently (one child each) ``rounds`` times; print B/A per row."""
+    ratios, rate_a = {}, {}
+    cpus = sorted(os.sched_getaffinity(0))
+    ncpu = len(cpus)
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            procs, outs = [], []
+            for j, spec in enumerate((a, b)):
+                out = os.path.join(tmp, f"r{r}_{j}.json")
+                outs.append(out)
+                cmd = [sys.executable, __file__, "time", "--kernels", spec, "--n", str(n), "--reps", str(reps),
+                       "--presets", *presets, "--traces", *traces, "--json", out,
+                       "--barrier", os.path.join(tmp, f"r{r}_{j}.ready"), os.path.join(tmp, f"r{r}_{1 - j}.ready")]
+                # pinned, one core each, swapped every round: a core that runs slower than the other
+                # for a while (seen here) then weighs on A and B alike over an even number of rounds
+                core = (j + r) % 2 if ncpu >= 2 else None
+                procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, preexec_fn=(
+                    None if core is None else lambda core=core: os.sched_setaffinity(0, {cpus[core]}))))
+            for pr in procs:
+                if pr.wait() != 0:
+                    raise SystemExit(f"pair: a timing child failed (exit {pr.returncode})")
+            ra, rb = (json.load(open(o)) for o in outs)
+            for k in ra:
+                ratios.setdefault(k, []).append(rb[k][0] / ra[k][0])
+                rate_a.setdefault(k, []).append(ra[k][0])
+            print(f"round {r + 1}/{rounds}: " + " ".join(f"{v[-1]:.3f}" for v in ratios.values()), flush=True)
+    print(f"\n{'preset/trace':64s} {'A M req/s':>9s} {'B/A mean':>9s} {'min':>6s} {'max':>6s}")
+    for k, v in ratios.items():
+        print(f"{k:64s} {statistics.median(rate_a[k]) / 1e6:9.3f} {statistics.geometric_mean(v):9.3f} "
+              f"{min(v):6.3f} {max(v):6.3f}")
 
 
 def main(argv=None) -> int:
@@ -132,13 +192,23 @@ def main(argv=None) -> int:
     t.add_argument("--presets", nargs="+", default=["DRAMSim3_HBM2_8Gb_x128", "Ramulator2_HBM2_4Gb_2000Mbps_8ch",
                                                      "Ramulator2_HBM3_8Gb_8hi_6400Mbps_16ch"])
     t.add_argument("--traces", nargs="+", default=["seq", "rand"])
+    t.add_argument("--json", help=argparse.SUPPRESS)  # ``pair``'s children: rates to this file
+    t.add_argument("--barrier", nargs=2, help=argparse.SUPPRESS)
+    pp = sub.add_parser("pair")
+    pp.add_argument("a")
+    pp.add_argument("b")
+    pp.add_argument("--rounds", type=int, default=4)
+    for opt in ("--n", "--reps", "--presets", "--traces"):
+        pp._add_action(next(x for x in t._actions if opt in x.option_strings))
     args = ap.parse_args(argv)
     if args.cmd == "fingerprint":
         fingerprint(args.out, args.n)
     elif args.cmd == "compare":
         return compare(args.a, args.b)
+    elif args.cmd == "pair":
+        pair(args.a, args.b, args.rounds, args.reps, args.n, args.presets, args.traces)
     else:
-        time_variants(args.kernels, args.n, args.reps, args.presets, args.traces)
+        time_variants(args.kernels, args.n, args.reps, args.presets, args.traces, args.json, args.barrier)
     return 0
 
 
