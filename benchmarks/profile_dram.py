@@ -186,20 +186,19 @@ def main(argv=None) -> int:
     c.add_argument("a")
     c.add_argument("b")
     t = sub.add_parser("time")
-    t.add_argument("--n", type=int, default=1 << 18)
-    t.add_argument("--reps", type=int, default=3)
-    t.add_argument("--kernels", nargs="+", default=["memsim.dram.kernel"])
-    t.add_argument("--presets", nargs="+", default=["DRAMSim3_HBM2_8Gb_x128", "Ramulator2_HBM2_4Gb_2000Mbps_8ch",
-                                                     "Ramulator2_HBM3_8Gb_8hi_6400Mbps_16ch"])
-    t.add_argument("--traces", nargs="+", default=["seq", "rand"])
-    t.add_argument("--json", help=argparse.SUPPRESS)  # ``pair``'s children: rates to this file
-    t.add_argument("--barrier", nargs=2, help=argparse.SUPPRESS)
     pp = sub.add_parser("pair")
     pp.add_argument("a")
     pp.add_argument("b")
     pp.add_argument("--rounds", type=int, default=4)
-    for opt in ("--n", "--reps", "--presets", "--traces"):
-        pp._add_action(next(x for x in t._actions if opt in x.option_strings))
+    for q in (t, pp):  # the timing options, shared by both
+        q.add_argument("--n", type=int, default=1 << 18)
+        q.add_argument("--reps", type=int, default=3)
+        q.add_argument("--presets", nargs="+", default=["DRAMSim3_HBM2_8Gb_x128", "Ramulator2_HBM2_4Gb_2000Mbps_8ch",
+                                                         "Ramulator2_HBM3_8Gb_8hi_6400Mbps_16ch"])
+        q.add_argument("--traces", nargs="+", default=["seq", "rand"])
+    t.add_argument("--kernels", nargs="+", default=["memsim.dram.kernel"])
+    t.add_argument("--json", help=argparse.SUPPRESS)  # ``pair``'s children: rates to this file
+    t.add_argument("--barrier", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.cmd == "fingerprint":
         fingerprint(args.out, args.n)
