@@ -170,10 +170,15 @@ def pair(a, b, rounds, reps, n, presets, traces) -> None:
                 ratios.setdefault(k, []).append(rb[k][0] / ra[k][0])
                 rate_a.setdefault(k, []).append(ra[k][0])
             print(f"round {r + 1}/{rounds}: " + " ".join(f"{v[-1]:.3f}" for v in ratios.values()), flush=True)
-    print(f"\n{'preset/trace':64s} {'A M req/s':>9s} {'B/A mean':>9s} {'min':>6s} {'max':>6s}")
+    # Each pair of rounds runs A and B once on each core, so the geometric mean over pairs cancels a
+    # constant speed difference between the cores (seen here: up to 1.3x, which an odd number of rounds
+    # would have put into the result); the range is that of the pairs, and the skew the cores' ratio.
+    print(f"\n{'preset/trace':64s} {'A M req/s':>9s} {'B/A mean':>9s} {'min':>6s} {'max':>6s} {'core skew':>9s}")
     for k, v in ratios.items():
-        print(f"{k:64s} {statistics.median(rate_a[k]) / 1e6:9.3f} {statistics.geometric_mean(v):9.3f} "
-              f"{min(v):6.3f} {max(v):6.3f}")
+        pairs = [(v[2 * j] * v[2 * j + 1]) ** 0.5 for j in range(len(v) // 2)]
+        skew = statistics.geometric_mean([(v[2 * j] / v[2 * j + 1]) ** 0.5 for j in range(len(v) // 2)])
+        print(f"{k:64s} {statistics.median(rate_a[k]) / 1e6:9.3f} {statistics.geometric_mean(pairs):9.3f} "
+              f"{min(pairs):6.3f} {max(pairs):6.3f} {skew:9.3f}")
 
 
 def main(argv=None) -> int:
@@ -189,13 +194,13 @@ def main(argv=None) -> int:
     pp = sub.add_parser("pair")
     pp.add_argument("a")
     pp.add_argument("b")
-    pp.add_argument("--rounds", type=int, default=4)
+    pp.add_argument("--rounds", type=int, default=4, help="an even number: each pair of rounds swaps the cores")
     for q in (t, pp):  # the timing options, shared by both
         q.add_argument("--n", type=int, default=1 << 18)
         q.add_argument("--reps", type=int, default=3)
         q.add_argument("--presets", nargs="+", default=["DRAMSim3_HBM2_8Gb_x128", "Ramulator2_HBM2_4Gb_2000Mbps_8ch",
                                                          "Ramulator2_HBM3_8Gb_8hi_6400Mbps_16ch"])
-        q.add_argument("--traces", nargs="+", default=["seq", "rand"])
+        q.add_argument("--traces", nargs="+", default=["seq", "rand"], choices=list(synthetic.REFERENCE_TRACES))
     t.add_argument("--kernels", nargs="+", default=["memsim.dram.kernel"])
     t.add_argument("--json", help=argparse.SUPPRESS)  # ``pair``'s children: rates to this file
     t.add_argument("--barrier", nargs=2, help=argparse.SUPPRESS)
@@ -205,6 +210,8 @@ def main(argv=None) -> int:
     elif args.cmd == "compare":
         return compare(args.a, args.b)
     elif args.cmd == "pair":
+        if args.rounds < 2 or args.rounds % 2:
+            ap.error(f"pair: --rounds must be a positive even number (each pair swaps the cores), got {args.rounds}")
         pair(args.a, args.b, args.rounds, args.reps, args.n, args.presets, args.traces)
     else:
         time_variants(args.kernels, args.n, args.reps, args.presets, args.traces, args.json, args.barrier)

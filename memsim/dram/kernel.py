@@ -109,7 +109,9 @@ N_S = 22
 
 # above this many banks with queued requests, the post-issue bound of ``quiet_until`` costs about as much
 # as the decision it would skip, and rarely skips one (random traffic through read/write queues: measured
-# 6.0 instead of 6.4 decisions per request, and slower): look again next cycle instead
+# 6.0 instead of 6.4 decisions per request, and slower; remeasured with the per-bank bounds ``blb``, no
+# limit ran 0.81-0.84x on the Ramulator 2 HBM2/HBM3 rows and 0.95-0.99x on DDR4, side by side): look again
+# next cycle instead
 QUIET_MAX_BANKS = 4
 
 # FR-FCFS looks at the read/write queue bank by bank rather than request by request where the queue
