@@ -175,8 +175,9 @@ def pair(a, b, rounds, reps, n, presets, traces) -> None:
     # would have put into the result); the range is that of the pairs, and the skew the cores' ratio.
     print(f"\n{'preset/trace':64s} {'A M req/s':>9s} {'B/A mean':>9s} {'min':>6s} {'max':>6s} {'core skew':>9s}")
     for k, v in ratios.items():
-        pairs = [(v[2 * j] * v[2 * j + 1]) ** 0.5 for j in range(len(v) // 2)]
-        skew = statistics.geometric_mean([(v[2 * j] / v[2 * j + 1]) ** 0.5 for j in range(len(v) // 2)])
+        swapped = list(zip(v[0::2], v[1::2]))  # (B/A with B on one core, then on the other)
+        pairs = [(x * y) ** 0.5 for x, y in swapped]
+        skew = statistics.geometric_mean([(x / y) ** 0.5 for x, y in swapped])
         print(f"{k:64s} {statistics.median(rate_a[k]) / 1e6:9.3f} {statistics.geometric_mean(pairs):9.3f} "
               f"{min(pairs):6.3f} {max(pairs):6.3f} {skew:9.3f}")
 
