@@ -10,7 +10,9 @@ trace in a loop in a child process, samples that process with Linux ``perf recor
 works in virtual machines without hardware counters) and maps each sampled address back to its source
 line through the DWARF data of the compiled object (``addr2line``). Prints the share of samples per
 source line of the kernel, hottest first. Inlined helpers are attributed to their own lines; samples on
-code the compiler generated without a line (spills, loop control) are shown as line 0.
+code the compiler generated without a line (spills, loop control) are shown as line 0. Then the same
+samples summed per block: each helper (a closure, inlined where it is called) and each step of the main
+loop, which says where the time goes when no single line stands out.
 
 Needs ``perf`` (Debian: linux-perf) and ``addr2line`` (binutils). Profiling only: not part of the tests.
 """
@@ -89,6 +91,25 @@ def analyse(out: Path, top: int) -> None:
     for line, c in by_line.most_common(top):
         text = src[line - 1].strip() if 0 < line <= len(src) else "(no line: generated code)"
         print(f"{100 * c / inside:5.1f}% {line:5d}  {text[:100]}")
+    by_block: collections.Counter = collections.Counter()
+    for line, c in by_line.items():
+        by_block[block_of(src, line)] += c
+    print(f"\n{'share':>6s}  block (a helper, inlined where it is called, or a step of the main loop)")
+    for name, c in by_block.most_common():
+        print(f"{100 * c / inside:5.1f}%  {name}")
+
+
+def block_of(src: list[str], line: int) -> str:
+    """The helper (``def``) or main-loop step (``# ---- N.`` comment) that source line ``line`` belongs to."""
+    if not 0 < line <= len(src):
+        return "(no line: generated code)"
+    for k in range(line - 1, -1, -1):
+        text = src[k].strip()
+        if text.startswith("def "):
+            return text[4:].split("(")[0] + "()"
+        if text.startswith("# ---- "):
+            return "step: " + text[7:60]
+    return "(module level)"
 
 
 def main(argv=None) -> int:
