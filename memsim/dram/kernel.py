@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros  # an LLVM intrinsic (cttz), stable since Numba 0.4x
 
 from .timing import (
     ACT, PRE, RD, WR, L_BK, L_RK, N_LEVELS,
@@ -122,6 +123,10 @@ BY_BANK_MIN_PER_BANK = 2
 # over them per visit) rather than every bank of the channel
 BQ_FEW_BANKS = 4
 
+# channels of at most this many banks take their bank-queue passes over the bounds ``blb`` as a bit mask
+# (one bit per bank in an int64, kept clear of the sign bit); wider channels list the banks instead
+MASK_MAX_BANKS = 62
+
 FE_NONE, FE_QUEUE, FE_ARRIVAL, FE_QD = 0, 1, 2, 3
 
 # request ring fields
@@ -185,6 +190,8 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
         banks_per_ch = bank.shape[0] // nch
         units_per_ch = n_units // nch
         banks_per_unit = bank.shape[0] // n_units if n_units > 0 else 1
+        wide = banks_per_ch > MASK_MAX_BANKS
+        all_banks = (np.int64(1) << banks_per_ch) - 1 if not wide else 0
 
         # The helpers below are closures over the state arrays rather than functions taking them: Numba
         # inlines a closure called in its own function. While the kernel still ran with reference counting
@@ -567,6 +574,20 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                 return False
             return not (par[P_GUARD] != 0 and bank[U(b), B_HP0 + qi] > 0 and not capped(b))
 
+        def due_mask(c0, t):
+            """One pass over the bounds of the banks ``c0 ..`` of a channel: a mask with bit ``lb`` set where bank
+            ``c0 + lb``'s bound is at most ``t`` (it may have a command ready, or its bound is unknown), and the
+            least bound of the others. Written without a branch per bank so that LLVM vectorises it: on random
+            traffic a branch per bank mispredicts often."""
+            m = 0
+            mn = INF
+            for lb in range(banks_per_ch):
+                v = blb[U(c0 + lb)]
+                d = v <= t
+                m |= np.int64(d) << lb
+                mn = min(mn, INF if d else v)
+            return m, mn
+
         def bq_bank_bound(c, b):
             """Earliest cycle any candidate of bank ``b``'s command queue can issue (INF if none): the
             candidates of the bank-queue scan in ``schedule`` (keep the two in step), i.e. its row hits, and
@@ -624,9 +645,19 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             uc = U(c)
             t1 = t + 1
             lower = INF
-            if nab[uc, Q_CMD] > BQ_FEW_BANKS:
-                # one pass over the channel's contiguous row of bounds: recompute only those not in the future
+            if nab[uc, Q_CMD] > BQ_FEW_BANKS and not wide:
+                # one pass over the channel's contiguous row of bounds; recompute only those not in the future
                 # (an idle bank's is INF; ``link`` voids it)
+                c0 = c * banks_per_ch
+                stale, lower = due_mask(c0, t1)
+                while stale != 0:
+                    lb = trailing_zeros(stale)
+                    stale &= stale - 1
+                    r = bq_bank_bound(c, c0 + lb)
+                    blb[U(c0 + lb)] = r
+                    if r < lower:
+                        lower = r
+            elif nab[uc, Q_CMD] > BQ_FEW_BANKS:
                 c0 = c * banks_per_ch
                 for lb in range(banks_per_ch):
                     ub = U(c0 + lb)
@@ -786,13 +817,26 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                 n_busy = nab[uc, Q_CMD]
                 few = n_busy <= BQ_FEW_BANKS
                 n_visit = n_busy
-                if not few:
-                    # else one pass over the channel's bank bounds (one contiguous row) lists, in round-robin
-                    # order, the banks that may have a command ready now; the others only lower ``mn``. The list is kept in the channel's ``qord`` row, which bank-queue
-                    # controllers do not use otherwise. Measured with the contiguous bounds and the pass in
-                    # ``bq_quiet_until`` (interleaved best of 9): random traffic 1.18x (DRAMSim3 HBM2) and
-                    # 1.24x (DDR4), streams 0.96-1.00x. Visiting the banks in order with the same row of
-                    # bounds, stopping at the first ready one, ran random traffic 0.95x of this.
+                visit = 0
+                if not few and not wide:
+                    # else one pass over the channel's bank bounds (one contiguous row) marks the banks that may
+                    # have a command ready now, visited in round-robin order (the mask rotated to start at
+                    # ``rr``); the others only lower ``mn``. Measured with the contiguous bounds and the pass in
+                    # ``bq_quiet_until`` (interleaved best of 9, as a list of banks rather than a mask): random
+                    # traffic 1.18x (DRAMSim3 HBM2) and 1.24x (DDR4), streams 0.96-1.00x. Visiting the banks in
+                    # order with the same row of bounds, stopping at the first ready one, ran random traffic
+                    # 0.95x of this.
+                    if timeout_rows:
+                        visit = all_banks
+                    else:
+                        visit, bmn = due_mask(c0, t)
+                        if bmn < mn:
+                            mn = bmn
+                    if rr > 0:
+                        visit = ((visit >> rr) | (visit << (banks_per_ch - rr))) & all_banks
+                elif not few:
+                    # channels too wide for a mask: the same pass lists the banks in the channel's ``qord`` row,
+                    # which bank-queue controllers do not use otherwise
                     n_visit = 0
                     lb = rr
                     for k in range(banks_per_ch):
@@ -806,7 +850,14 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                         if lb == banks_per_ch:
                             lb = 0
                 dist = -1
-                for k in range(n_visit):
+                k = 0
+                while True:
+                    if few or wide:
+                        if k == n_visit:
+                            break
+                        k += 1
+                    elif visit == 0:
+                        break
                     if few:
                         nd = banks_per_ch
                         for j in range(n_busy):
@@ -819,8 +870,13 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                         lb = rr + nd
                         if lb >= banks_per_ch:  # (rr + nd) % banks_per_ch without a division
                             lb -= banks_per_ch
+                    elif wide:
+                        lb = qord[uc, 0, U(k - 1)]
                     else:
-                        lb = qord[uc, 0, U(k)]
+                        lb = rr + trailing_zeros(visit)
+                        visit &= visit - 1
+                        if lb >= banks_per_ch:
+                            lb -= banks_per_ch
                     b = c0 + lb
                     ub = U(b)
                     h = lists[ub, 3 * Q_CMD]
