@@ -68,3 +68,23 @@ def test_specialised_build_matches_generic(key, queue_depth):
     assert np.array_equal(a.completion_cycles, b.completion_cycles)
     assert a.to_dict() == b.to_dict()
     assert a.controller_decisions == b.controller_decisions
+
+
+def _closure_values(dispatcher):
+    return [cell.cell_contents for cell in dispatcher.py_func.__closure__]
+
+
+def test_disk_cache_key_follows_the_timing_layout(monkeypatch):
+    """Numba keys a cached build on kernel.py's source and the kernel's closure values, not on the constants
+    it imports from timing.py: the layout must be a closure value, so that editing timing.py alone (a new
+    ``par`` index) rebuilds the kernel rather than loading a build that reads ``par`` at the old indices."""
+    from memsim.dram import timing
+
+    assert K.TIMING_LAYOUT
+    assert timing.P_RULES_OF in K.TIMING_LAYOUT and timing.P_BQD in K.TIMING_LAYOUT
+    key = sorted(K.SPECIALISED)[0]
+    before = _closure_values(K._build_kernel(*key))
+    assert K.TIMING_LAYOUT in before
+    monkeypatch.setattr(K, "TIMING_LAYOUT", K.TIMING_LAYOUT[:-1] + (K.TIMING_LAYOUT[-1] + 1,))
+    after = _closure_values(K._build_kernel(*key))
+    assert after != before  # hence another cache key: the build is compiled afresh

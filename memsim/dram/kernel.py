@@ -43,6 +43,7 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros  # an LLVM intrinsic (cttz), stable since Numba 0.4x
 
+from . import timing
 from .timing import (
     ACT, PRE, RD, WR, L_BK, L_RK, N_LEVELS,
     P_NCH, P_CL, P_BURST, P_RP, P_RFC, P_RFCPB, P_REFI, P_REFIPB, P_FAW, P_RQ, P_WQ, P_WHI, P_WLO,
@@ -149,6 +150,8 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
     build on disk under its arguments.
     """
 
+    k_layout = TIMING_LAYOUT
+
     # ``_nrt=False``: compiled without Numba's reference counting. The kernel allocates nothing (every array
     # is passed in and outlives the call), so the counts guard nothing, yet the closures below paid an
     # atomic increment and decrement, each a call, on most reads of an enclosing array: about a quarter of
@@ -175,6 +178,8 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
         ``abk``/``nab`` the banks with entries per channel and queue, ``qord`` each queue in arrival order,
         ``freel`` the free pool slots.
         """
+        if len(k_layout) == 0:  # never: names the layout as a closure value (see ``TIMING_LAYOUT``)
+            return 0
         n_req = req_write.shape[0]
         # the controller structure: this build's constants, or (generic build: -1) read from ``par``
         bank_queues = (par[P_BQD] > 0) if k_bank_queues < 0 else k_bank_queues != 0
@@ -825,7 +830,9 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                     # ``bq_quiet_until`` (interleaved best of 9, as a list of banks rather than a mask): random
                     # traffic 1.18x (DRAMSim3 HBM2) and 1.24x (DDR4), streams 0.96-1.00x. Visiting the banks in
                     # order with the same row of bounds, stopping at the first ready one, ran random traffic
-                    # 0.95x of this.
+                    # 0.95x of this. The mask instead of the list (side by side, 4 rounds): random traffic
+                    # 1.22x (HBM2) and 1.30x (DDR4), mixed 1.17-1.20x, streams 1.00x; the mask also for few
+                    # busy banks, instead of the search below, ran streams 0.73-0.85x.
                     if timeout_rows:
                         visit = all_banks
                     else:
@@ -1334,6 +1341,14 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
 
 
 _KERNELS: dict = {}
+
+# Every integer constant of ``timing`` (command codes, levels, ``par`` indices), in name order. The kernel
+# compiles them in, but Numba's disk cache checks only this file's source and the values of the kernel's
+# closure: the kernel names this tuple, so that a changed layout in ``timing.py`` rebuilds the cached builds
+# instead of loading ones that read ``par`` at the old indices (which happened once while this file stayed
+# unchanged: the replay ran, with wrong timing).
+TIMING_LAYOUT = tuple(value for name, value in sorted(vars(timing).items())
+                      if name.isupper() and isinstance(value, int))
 
 # The structures built as constants (``structure_key``): those of the reference configurations and of the
 # HBM presets that the system models use. Any other configuration runs the generic kernel: specialising
