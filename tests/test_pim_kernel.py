@@ -81,6 +81,21 @@ def test_kernel_rejects_bank_outside_pc():
         run(cp, *a)
 
 
+def test_disk_cache_key_follows_the_command_layout():
+    """Numba files a cached build under kernel.py's source and the signature: the layout of commands.py (whose
+    constants the kernel compiles in) must be in the signature, or an edit of commands.py alone would load a
+    build that reads ``par`` at old indices."""
+    from numba import types
+
+    from memsim.pim import kernel as K
+
+    assert C.P_RULES_OF in K.PIM_LAYOUT and C.MAC_AB in K.PIM_LAYOUT
+    cp = compile_pim(get_pim_preset("GDDR6_AiM"), "bf16")
+    run(cp, *[np.array(v, dtype=np.int64) for v in ([C.MAC_SB], [0], [1], [1], [0], [0, 1])])
+    omitted = [t for sig in K.run_streams.signatures for t in sig if isinstance(t, types.Omitted)]
+    assert [t.value for t in omitted] == [K.PIM_LAYOUT]
+
+
 def test_window_spaces_group_activates_by_tfaw():
     """Four bank-group activates of 4 banks under a 4-bank window issue one tFAW apart."""
     cfg = get_pim_preset("GDDR6_AiM")

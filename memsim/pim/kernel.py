@@ -26,10 +26,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import commands
 from .commands import (ACT_AB, LV_BG, LV_PC, N_CMDS, P_BPG, P_FAW, P_FAW_LIMIT, P_LAT_OF, P_NB, P_REFI,
                        P_REFRESH, P_RFC, P_RP, P_RULES_OF, PRE_AB, PRE_SB)
 
 INF = np.int64(1) << np.int64(60)
+
+# Every integer constant of ``commands`` (command codes, levels, ``par`` indices), in name order. The kernel
+# compiles them in, but Numba's disk cache checks only this file's source: ``run_streams`` takes the tuple
+# as an omitted default argument, which is part of the signature a cached build is filed under, so an edit
+# of ``commands.py`` alone rebuilds the kernel instead of loading one that reads ``par`` at old indices.
+PIM_LAYOUT = tuple(value for name, value in sorted(vars(commands).items())
+                   if name.isupper() and isinstance(value, int))
 
 # per-stream statistics
 ST_END, ST_REFRESHES, ST_IMPLICIT_ACTS, ST_REFRESH_CYCLES, ST_ISSUED = 0, 1, 2, 3, 4
@@ -60,10 +68,12 @@ def _apply_rules(par, rules, bg_of_bank, pc_nxt, bg_nxt, bank_nxt, cmd, t0, bank
 
 
 @njit(cache=True)
-def run_streams(par, rules, bg_of_bank, cmd, first, stride, count, row, starts, issue_out, stats_out):
+def run_streams(par, rules, bg_of_bank, cmd, first, stride, count, row, starts, issue_out, stats_out,
+                _layout=PIM_LAYOUT):
     """Time the command streams ``starts[s] .. starts[s + 1]`` of ``cmd`` / ``first`` / ``stride`` /
     ``count`` / ``row``; write each command's issue cycle to ``issue_out`` and per-stream statistics to
-    ``stats_out[s]``. Returns 0, or -1 - k when command k targets a bank outside the PC."""
+    ``stats_out[s]``. Returns 0, or -1 - k when command k targets a bank outside the PC. ``_layout``: never
+    passed (see ``PIM_LAYOUT``)."""
     nb = par[P_NB]
     nbg = nb // par[P_BPG]
     faw = par[P_FAW]
