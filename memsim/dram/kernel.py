@@ -582,8 +582,8 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
         def due_mask(c0, t):
             """One pass over the bounds of the banks ``c0 ..`` of a channel: a mask with bit ``lb`` set where bank
             ``c0 + lb``'s bound is at most ``t`` (it may have a command ready, or its bound is unknown), and the
-            least bound of the others. Written without a branch per bank so that LLVM vectorises it: on random
-            traffic a branch per bank mispredicts often."""
+            least bound of the others. Written without a branch per bank so that LLVM vectorises it (a branch per
+            bank would mispredict often on random traffic)."""
             m = 0
             mn = INF
             for lb in range(banks_per_ch):
