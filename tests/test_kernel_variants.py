@@ -88,3 +88,18 @@ def test_disk_cache_key_follows_the_timing_layout(monkeypatch):
     monkeypatch.setattr(K, "TIMING_LAYOUT", K.TIMING_LAYOUT[:-1] + (K.TIMING_LAYOUT[-1] + 1,))
     after = _closure_values(K._build_kernel(*key))
     assert after != before  # hence another cache key: the build is compiled afresh
+
+
+def test_layout_changes_with_any_constant():
+    import types
+
+    from memsim.jitcache import layout_of
+
+    mod = types.ModuleType("m")
+    mod.P_A, mod.P_B, mod.lower, mod.NAME = 0, 1, 7, "x"
+    base = layout_of(mod)
+    assert base == (0, 1)  # upper-case integers only, in name order
+    mod.P_B = 2
+    assert layout_of(mod) != base
+    mod.P_B, mod.P_C = 1, 2
+    assert layout_of(mod) != base

@@ -43,6 +43,7 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros  # an LLVM intrinsic (cttz), stable since Numba 0.4x
 
+from ..jitcache import layout_of
 from . import timing
 from .timing import (
     ACT, PRE, RD, WR, L_BK, L_RK, N_LEVELS,
@@ -1342,13 +1343,9 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
 
 _KERNELS: dict = {}
 
-# Every integer constant of ``timing`` (command codes, levels, ``par`` indices), in name order. The kernel
-# compiles them in, but Numba's disk cache checks only this file's source and the values of the kernel's
-# closure: the kernel names this tuple, so that a changed layout in ``timing.py`` rebuilds the cached builds
-# instead of loading ones that read ``par`` at the old indices (which happened once while this file stayed
-# unchanged: the replay ran, with wrong timing).
-TIMING_LAYOUT = tuple(value for name, value in sorted(vars(timing).items())
-                      if name.isupper() and isinstance(value, int))
+# the constants the kernel compiles in from ``timing``, a closure value of every build so that an edit of
+# ``timing.py`` alone rebuilds the cached builds (see ``memsim.jitcache``)
+TIMING_LAYOUT = layout_of(timing)
 
 # The structures built as constants (``structure_key``): those of the reference configurations and of the
 # HBM presets that the system models use. Any other configuration runs the generic kernel: specialising

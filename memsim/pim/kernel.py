@@ -26,18 +26,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..jitcache import layout_of
 from . import commands
 from .commands import (ACT_AB, LV_BG, LV_PC, N_CMDS, P_BPG, P_FAW, P_FAW_LIMIT, P_LAT_OF, P_NB, P_REFI,
                        P_REFRESH, P_RFC, P_RP, P_RULES_OF, PRE_AB, PRE_SB)
 
 INF = np.int64(1) << np.int64(60)
 
-# Every integer constant of ``commands`` (command codes, levels, ``par`` indices), in name order. The kernel
-# compiles them in, but Numba's disk cache checks only this file's source: ``run_streams`` takes the tuple
-# as an omitted default argument, which is part of the signature a cached build is filed under, so an edit
-# of ``commands.py`` alone rebuilds the kernel instead of loading one that reads ``par`` at old indices.
-PIM_LAYOUT = tuple(value for name, value in sorted(vars(commands).items())
-                   if name.isupper() and isinstance(value, int))
+# the constants the kernel compiles in from ``commands``: an omitted default argument of ``run_streams``, and
+# so part of the signature its cached build is filed under (see ``memsim.jitcache``)
+PIM_LAYOUT = layout_of(commands)
 
 # per-stream statistics
 ST_END, ST_REFRESHES, ST_IMPLICIT_ACTS, ST_REFRESH_CYCLES, ST_ISSUED = 0, 1, 2, 3, 4
