@@ -129,6 +129,23 @@ def test_deterministic_and_chunking_invariant():
     assert one.to_dict() == streamed.to_dict()
 
 
+def test_decoding_ahead_on_a_thread_changes_no_result(monkeypatch):
+    """Chunks of several decode slices decode the next slice on a helper thread: the same results as
+    decoding each slice in line, also when streamed chunks of uneven size mix one- and many-slice chunks."""
+    from memsim.dram import engine as E
+    cfg = get_preset("Ramulator2_HBM3_8Gb_8hi_6400Mbps_16ch")
+    monkeypatch.setattr(E, "DECODE_SLICE", 4096)
+    n = 30_000
+    addr, w = synthetic.mix(n)
+    chunks = lambda: iter([Requests(addr[a:b], w[a:b]) for a, b in ((0, 3000), (3000, 20_000), (20_000, n))])  # noqa: E731
+    ahead = [simulate(cfg, Requests(addr, w), record_requests=n), simulate(cfg, chunks(), record_requests=n)]
+    monkeypatch.setattr(E, "DECODE_AHEAD", False)
+    inline = simulate(cfg, Requests(addr, w), record_requests=n)
+    for res in ahead:
+        assert np.array_equal(res.completion_cycles, inline.completion_cycles)
+        assert res.to_dict() == inline.to_dict()
+
+
 def test_queue_depth_limits_outstanding():
     cfg = get_preset("Ramulator2_DDR4_8Gb_x8_2400U")
     addr, w = synthetic.rand(2000)

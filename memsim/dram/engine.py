@@ -7,6 +7,7 @@ from the frozen :class:`~memsim.config.schema.DramConfig` once per run.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -23,6 +24,11 @@ from .timing import (L_RK, N_CMDS, N_LEVELS, P_REFLEVEL, P_REFRESH, P_REFI, P_RE
 # the decode and the kernel, large enough that the per-call cost vanishes (measured on the 1 M-request
 # streams: 1.03-1.05x faster than decoding the whole trace first; random traffic unchanged)
 DECODE_SLICE = 1 << 15
+
+# a chunk of more than one slice decodes the next slice on a helper thread while the kernel replays this
+# one (both release the GIL), so the decoding costs no wall time where a second core is free; results do
+# not depend on it (each slice is decoded in full before the kernel reads it). Off: decode in line.
+DECODE_AHEAD = True
 
 HIST_BINS = 1 << 16  # latency histogram: one bin per memory-clock cycle, the last bin is overflow
 
@@ -246,39 +252,58 @@ class DramEngine:
         first_line = 1
         tx = self.tx_per_req
         org = cfg.organization
-        bufs = None
-        while chunk is not None:
-            nxt_chunk = next(it, None)
-            addr = np.asarray(chunk.addr, dtype=np.uint64)
-            n = int(addr.shape[0])
-            self.check_capacity(addr, source, first_line)  # the whole chunk, before any of it runs
-            w = np.ascontiguousarray(np.asarray(chunk.is_write, dtype=np.uint8))
-            if chunk.arrival_ps is not None:
-                arr = -(-np.asarray(chunk.arrival_ps, dtype=np.int64) // ct.tck_ps)
-            else:
-                arr = np.zeros(n, dtype=np.int64)
-            if bufs is None or bufs[0].shape[0] < min(n, DECODE_SLICE) * tx:
-                bufs = tuple(np.empty(min(n, DECODE_SLICE) * tx, dtype=np.int64) for _ in range(4))
-            # decoded a slice at a time into the same buffers, which stay in cache for the kernel; the
-            # kernel resumes each slice where the last one stopped, so results do not depend on the slicing
-            for s0 in range(0, n, DECODE_SLICE):
-                s1 = min(n, s0 + DECODE_SLICE)
-                m = (s1 - s0) * tx
-                ch, bank, row, txa = (b[:m] for b in bufs)
-                decode_into(addr[s0:s1], cfg.line_bytes, tx, org.transaction_bytes, self.mapping.offset_bits,
-                            *self._tables, self._fan, ch, bank, row, txa)
-                final = nxt_chunk is None and s1 == n
-                got = self.kernel(ct.par, ct.rules, st.nob, st.lvl_base, st.lvl_fan,
-                             ch, bank, row, txa, w[s0:s1], arr[s0:s1], int(queue_depth), final,
-                             st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.blb, st.ent, st.lists, st.abk, st.nab,
-                             st.qord, st.qlen, st.freel, st.chs, st.ref, st.ring, st.fifo, st.hist, st.out_done,
-                             st.bank_stats)
-                if got != s1 - s0:  # pragma: no cover - a kernel bug, not a user error
-                    raise RuntimeError(f"kernel accepted {got} of {s1 - s0} requests")
-            n_total += n
-            n_writes += int(w.sum())
-            first_line += n
-            chunk = nxt_chunk
+        bufs: list = []  # one set of decode buffers, or two where the next slice is decoded ahead
+        pool = None
+        try:
+            while chunk is not None:
+                nxt_chunk = next(it, None)
+                addr = np.asarray(chunk.addr, dtype=np.uint64)
+                n = int(addr.shape[0])
+                self.check_capacity(addr, source, first_line)  # the whole chunk, before any of it runs
+                w = np.ascontiguousarray(np.asarray(chunk.is_write, dtype=np.uint8))
+                if chunk.arrival_ps is not None:
+                    arr = -(-np.asarray(chunk.arrival_ps, dtype=np.int64) // ct.tck_ps)
+                else:
+                    arr = np.zeros(n, dtype=np.int64)
+                # decoded a slice at a time into the same buffers, which stay in cache for the kernel; the
+                # kernel resumes each slice where the last one stopped, so results do not depend on the slicing
+                starts = range(0, n, DECODE_SLICE)
+                if DECODE_AHEAD and len(starts) > 1 and pool is None:
+                    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memsim-decode")
+                n_sets = 2 if pool is not None else 1
+                size = min(n, DECODE_SLICE) * tx
+                if len(bufs) < n_sets or bufs[0][0].shape[0] < size:
+                    bufs = [tuple(np.empty(size, dtype=np.int64) for _ in range(4)) for _ in range(n_sets)]
+
+                def decode_slice(j, addr=addr, n=n):
+                    s0 = starts[j]
+                    s1 = min(n, s0 + DECODE_SLICE)
+                    out = tuple(b[:(s1 - s0) * tx] for b in bufs[j % n_sets])
+                    decode_into(addr[s0:s1], cfg.line_bytes, tx, org.transaction_bytes,
+                                self.mapping.offset_bits, *self._tables, self._fan, *out)
+                    return out
+
+                ahead = None
+                for j, s0 in enumerate(starts):
+                    s1 = min(n, s0 + DECODE_SLICE)
+                    ch, bank, row, txa = decode_slice(j) if ahead is None else ahead.result()
+                    # the other buffer set is free: the kernel that read it has returned
+                    ahead = pool.submit(decode_slice, j + 1) if pool is not None and j + 1 < len(starts) else None
+                    final = nxt_chunk is None and s1 == n
+                    got = self.kernel(ct.par, ct.rules, st.nob, st.lvl_base, st.lvl_fan,
+                                 ch, bank, row, txa, w[s0:s1], arr[s0:s1], int(queue_depth), final,
+                                 st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.blb, st.ent, st.lists, st.abk,
+                                 st.nab, st.qord, st.qlen, st.freel, st.chs, st.ref, st.ring, st.fifo, st.hist,
+                                 st.out_done, st.bank_stats)
+                    if got != s1 - s0:  # pragma: no cover - a kernel bug, not a user error
+                        raise RuntimeError(f"kernel accepted {got} of {s1 - s0} requests")
+                n_total += n
+                n_writes += int(w.sum())
+                first_line += n
+                chunk = nxt_chunk
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         return self._result(st, n_total, n_writes)
 
     def _result(self, st: KernelState, n: int, n_writes: int) -> DramResult:

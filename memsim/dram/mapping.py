@@ -259,7 +259,7 @@ def compile_mapping(mapping: AddressMapping, org: DramOrganization) -> CompiledM
     return _from_lsb_order(list(reversed(order)), widths, offset, scheme)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: the engine decodes the next slice on a helper thread
 def decode_into(addr, line_bytes, tx_per, tx_bytes, offset_bits, tables, field_shift, field_mask, fan,
                 ch, bank, row, txa):
     """Split line requests into ``tx_per`` transactions each and decode them (request-major order) into
