@@ -569,4 +569,5 @@ def run_twin(engine, addr, is_write, arrival_ps=None, queue_depth=0, **kw) -> Tw
         arr = np.zeros(len(w), dtype=np.int64)
     else:
         arr = -(-np.asarray(arrival_ps, dtype=np.int64) // ct.tck_ps)
-    return DramTwin(ct.par, ct.rules, ch, bank, row, txa, w, arr, queue_depth, **kw).run()
+    # every rule, also those the kernel leaves out as implied by a wider one: the twin checks that too
+    return DramTwin(ct.par, ct.all_rules, ch, bank, row, txa, w, arr, queue_depth, **kw).run()

@@ -379,3 +379,25 @@ def test_timeout_rows_with_refresh_match_twin(refresh):
     cfg = make_cfg(row_policy="timeout", row_timeout_ps=15 * NS, refresh=refresh)
     addr, w = make_trace(cfg, 5)
     assert_twin_matches(cfg, addr, w, bursty_arrivals(5, len(addr)), 0)
+
+
+def test_kernel_rule_table_leaves_out_only_implied_rules():
+    """The kernel's rule table drops a rule only where a wider rule of the same command pair is at least as
+    long (the twin, which applies every rule, checks that this changes no completion cycle)."""
+    from memsim.config import get_preset
+    from memsim.dram.timing import L_BG, L_PC, L_RK, RD, WR, compile_timing, implied
+    ct = compile_timing(get_preset("DRAMSim3_HBM2_8Gb_x128"))
+    full = [tuple(r) for r in ct.all_rules.tolist()]
+    kept = [tuple(r) for r in ct.rules.tolist()]
+    dropped = [r for r in full if r not in kept]
+    # tCCD_S (1) and tCCD_L (2) are within the 2-cycle burst that the pseudo-channel rule holds the bus for
+    assert sorted((p, n, lv) for p, n, lv, _, _ in dropped) == sorted(
+        [(RD, RD, L_BG), (RD, RD, L_RK), (WR, WR, L_BG), (WR, WR, L_RK)])
+    assert all(any(implied(r, q) for q in kept) for r in dropped)
+    assert not any(implied(r, q) for r in kept for q in kept if q != r)
+    # a longer rule below is not implied by a shorter one above, nor a rule by one of another command pair
+    assert not implied((RD, RD, L_BG, 4, 0), (RD, RD, L_PC, 2, 0))
+    assert not implied((RD, RD, L_RK, 2, 0), (RD, WR, L_PC, 9, 0))
+    assert not implied((RD, RD, L_RK, 2, 1), (RD, RD, L_RK, 9, 0))  # siblings lie outside the issuing rank
+    assert implied((RD, RD, L_RK, 2, 1), (RD, RD, L_PC, 2, 0))
+    assert any("implied" in line for line in ct.describe())
