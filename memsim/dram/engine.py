@@ -272,13 +272,13 @@ class DramEngine:
                     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memsim-decode")
                 n_sets = 2 if pool is not None else 1
                 size = min(n, DECODE_SLICE) * tx
-                if len(bufs) < n_sets or bufs[0][0].shape[0] < size:
+                if len(bufs) != n_sets or bufs[0][0].shape[0] < size:
                     bufs = [tuple(np.empty(size, dtype=np.int64) for _ in range(4)) for _ in range(n_sets)]
 
-                def decode_slice(j, addr=addr, n=n):
+                def decode_slice(j, addr=addr, n=n, starts=starts, sets=bufs):
                     s0 = starts[j]
                     s1 = min(n, s0 + DECODE_SLICE)
-                    out = tuple(b[:(s1 - s0) * tx] for b in bufs[j % n_sets])
+                    out = tuple(b[:(s1 - s0) * tx] for b in sets[j % len(sets)])
                     decode_into(addr[s0:s1], cfg.line_bytes, tx, org.transaction_bytes,
                                 self.mapping.offset_bits, *self._tables, self._fan, *out)
                     return out
