@@ -90,16 +90,20 @@ def cmd_dram(args) -> int:
 
     show_progress = args.progress or (sys.stderr.isatty() and not args.quiet)
     t_start = time.perf_counter()
-    done = 0
+    done = 0  # requests handed to the engine
+    last = 0  # of which in the chunk handed last
 
     def chunks():
-        nonlocal done
+        # the engine asks for the next chunk as it starts replaying the last one (on a helper thread,
+        # ``memsim.dram.engine.READ_AHEAD``), so the requests replayed are those before the last chunk
+        nonlocal done, last
         for ch in open_trace(args.trace, fmt=args.format, chunk_size=args.chunk_size):
-            if show_progress and done:
+            if show_progress and done - last:
                 el = time.perf_counter() - t_start
-                print(f"\r  replayed {done:,} requests in {el:.1f} s ({done / el / 1e6:.2f} M/s)",
+                print(f"\r  replayed {done - last:,} requests in {el:.1f} s ({(done - last) / el / 1e6:.2f} M/s)",
                       end="", file=sys.stderr, flush=True)
-            done += len(ch)
+            last = len(ch)
+            done += last
             arrival = None
             if ch.arrival is not None and not args.ignore_arrival:
                 # dramsim3 cycles are memory-clock cycles of this device

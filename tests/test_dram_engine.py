@@ -137,13 +137,50 @@ def test_decoding_ahead_on_a_thread_changes_no_result(monkeypatch):
     monkeypatch.setattr(E, "DECODE_SLICE", 4096)
     n = 30_000
     addr, w = synthetic.mix(n)
-    chunks = lambda: iter([Requests(addr[a:b], w[a:b]) for a, b in ((0, 3000), (3000, 20_000), (20_000, n))])  # noqa: E731
-    ahead = [simulate(cfg, Requests(addr, w), record_requests=n), simulate(cfg, chunks(), record_requests=n)]
+    bounds = ((0, 3000), (3000, 20_000), (20_000, n))
+    chunks = iter([Requests(addr[a:b], w[a:b]) for a, b in bounds])
+    ahead = [simulate(cfg, Requests(addr, w), record_requests=n), simulate(cfg, chunks, record_requests=n)]
     monkeypatch.setattr(E, "DECODE_AHEAD", False)
     inline = simulate(cfg, Requests(addr, w), record_requests=n)
     for res in ahead:
         assert np.array_equal(res.completion_cycles, inline.completion_cycles)
         assert res.to_dict() == inline.to_dict()
+
+
+def test_empty_chunks_of_a_stream_are_skipped():
+    """An empty chunk anywhere in a stream (last, too: it once held back the final drain) changes nothing."""
+    cfg = get_preset("DDR4_3200")
+    addr, w = synthetic.rand(2000)
+    none = Requests(np.zeros(0, np.uint64), np.zeros(0, bool))
+    whole = simulate(cfg, Requests(addr, w), record_requests=2000)
+    parts = [none, Requests(addr[:700], w[:700]), none, Requests(addr[700:], w[700:]), none]
+    streamed = simulate(cfg, iter(parts), record_requests=2000)
+    assert np.array_equal(whole.completion_cycles, streamed.completion_cycles)
+    assert whole.to_dict() == streamed.to_dict()
+    with pytest.raises(TraceError, match="no requests"):
+        simulate(cfg, iter([none, none]))
+
+
+def test_reading_the_next_chunk_ahead_changes_no_result_and_keeps_its_errors(monkeypatch):
+    """A stream's next chunk is read on a helper thread: the same results as reading it in line, and an
+    error raised while reading a later chunk reaches the caller unchanged."""
+    from memsim.dram import engine as E
+    cfg = get_preset("Ramulator2_DDR4_8Gb_x8_2400U")
+    addr, w = synthetic.mix(9000)
+    chunks = lambda: iter([Requests(addr[i:i + 2500], w[i:i + 2500]) for i in range(0, 9000, 2500)])  # noqa: E731
+    ahead = simulate(cfg, chunks(), record_requests=9000)
+    monkeypatch.setattr(E, "READ_AHEAD", False)
+    inline = simulate(cfg, chunks(), record_requests=9000)
+    assert np.array_equal(ahead.completion_cycles, inline.completion_cycles)
+    assert ahead.to_dict() == inline.to_dict()
+    monkeypatch.setattr(E, "READ_AHEAD", True)
+
+    def broken():
+        yield Requests(addr[:2500], w[:2500])
+        raise TraceError("expected an address", file="t.trc", line=2501)
+
+    with pytest.raises(TraceError, match=r"t\.trc.*2501.*expected an address"):
+        simulate(cfg, broken())
 
 
 def test_queue_depth_limits_outstanding():

@@ -29,6 +29,9 @@ DECODE_SLICE = 1 << 15
 # one (both release the GIL), so the decoding costs no wall time where a second core is free; results do
 # not depend on it (each slice is decoded in full before the kernel reads it). Off: decode in line.
 DECODE_AHEAD = True
+# a streamed trace (an iterable of chunks, e.g. a file being parsed) reads its next chunk on a helper
+# thread while the kernel replays this one. Off: read it before replaying this one.
+READ_AHEAD = True
 
 HIST_BINS = 1 << 16  # latency histogram: one bin per memory-clock cycle, the last bin is overflow
 
@@ -196,10 +199,14 @@ def _latency_summary(hist: np.ndarray, total: int, count: int, mx: int) -> dict:
 
 
 def _chunks(requests: Requests | Iterable[Requests]) -> Iterator[Requests]:
+    """The non-empty chunks of ``requests`` (an empty one would hold back the final drain)."""
     if isinstance(requests, Requests):
-        yield requests
+        chunks: Iterable[Requests] = (requests,)
     else:
-        yield from requests
+        chunks = requests
+    for chunk in chunks:
+        if np.shape(chunk.addr)[0] > 0:
+            yield chunk
 
 
 class DramEngine:
@@ -254,9 +261,12 @@ class DramEngine:
         org = cfg.organization
         bufs: list = []  # one set of decode buffers, or two where the next slice is decoded ahead
         pool = None
+        reader = None
+        if READ_AHEAD and not isinstance(requests, Requests):
+            reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memsim-read")
         try:
             while chunk is not None:
-                nxt_chunk = next(it, None)
+                following = reader.submit(next, it, None) if reader is not None else None
                 addr = np.asarray(chunk.addr, dtype=np.uint64)
                 n = int(addr.shape[0])
                 self.check_capacity(addr, source, first_line)  # the whole chunk, before any of it runs
@@ -289,7 +299,9 @@ class DramEngine:
                     ch, bank, row, txa = decode_slice(j) if ahead is None else ahead.result()
                     # the other buffer set is free: the kernel that read it has returned
                     ahead = pool.submit(decode_slice, j + 1) if pool is not None and j + 1 < len(starts) else None
-                    final = nxt_chunk is None and s1 == n
+                    if s1 == n:  # the chunk's last slice: whether the trace ends with it
+                        nxt_chunk = following.result() if following is not None else next(it, None)
+                    final = s1 == n and nxt_chunk is None
                     got = self.kernel(ct.par, ct.rules, st.nob, st.lvl_base, st.lvl_fan,
                                  ch, bank, row, txa, w[s0:s1], arr[s0:s1], int(queue_depth), final,
                                  st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.blb, st.ent, st.lists, st.abk,
@@ -302,8 +314,9 @@ class DramEngine:
                 first_line += n
                 chunk = nxt_chunk
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+            for ex in (pool, reader):
+                if ex is not None:
+                    ex.shutdown(wait=True, cancel_futures=True)
         return self._result(st, n_total, n_writes)
 
     def _result(self, st: KernelState, n: int, n_writes: int) -> DramResult:
