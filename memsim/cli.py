@@ -98,9 +98,10 @@ def cmd_dram(args) -> int:
         # ``memsim.dram.engine.READ_AHEAD``), so the requests replayed are those before the last chunk
         nonlocal done, last
         for ch in open_trace(args.trace, fmt=args.format, chunk_size=args.chunk_size):
-            if show_progress and done - last:
+            replayed = done - last
+            if show_progress and replayed:
                 el = time.perf_counter() - t_start
-                print(f"\r  replayed {done - last:,} requests in {el:.1f} s ({(done - last) / el / 1e6:.2f} M/s)",
+                print(f"\r  replayed {replayed:,} requests in {el:.1f} s ({replayed / el / 1e6:.2f} M/s)",
                       end="", file=sys.stderr, flush=True)
             last = len(ch)
             done += last
