@@ -43,7 +43,7 @@ def child(preset: str, trace: str, n: int, seconds: float, out: Path) -> None:
     a, w = synthetic.REFERENCE_TRACES[trace]()
     a, w = a[:n], w[:n]
     eng.run(Requests(a[:1000], w[:1000]))  # compiles (fresh cache: the object code is in memory)
-    cres = next(iter(K.kernel_for(eng.timing.par).overloads.values()))
+    cres = next(iter(K.kernel_for(eng.timing.par).jitted.overloads.values()))
     (out / "kernel.o").write_bytes(cres.library._get_compiled_object())
     name = cres.fndesc.llvm_func_name
     (out / "symbol.txt").write_text(f"{name}\n{cres.library.get_pointer_to_function(name)}\n")

@@ -92,7 +92,13 @@ class KernelState:
         # the room a queue needs, so the oldest can leave by moving the start, with a move back to slot 0
         # only when the end of the row is reached
         self.qord = np.zeros((org.channels, 3, 2 * pool), dtype=np.int64)
-        self.freel = np.ascontiguousarray(np.tile(np.arange(pool, dtype=np.int64)[::-1], (org.channels, 1)))
+        # free entries per channel; entries are numbered across channels (channel c owns c * pool ..), so
+        # that the kernel reads an entry's fields without its channel; a queue-order slot packs the number
+        # beside the bank (``K.QSHIFT`` bits)
+        if org.channels * pool >= 1 << K.QSHIFT:  # pragma: no cover - beyond any configuration's queues
+            raise ValueError(f"{org.channels} channels x {pool} queue entries exceed the kernel's entry numbers")
+        self.freel = np.ascontiguousarray(np.arange(pool, dtype=np.int64)[::-1][None, :]
+                                          + (np.arange(org.channels, dtype=np.int64) * pool)[:, None])
         self.qlen = np.zeros((3, org.channels), dtype=np.int64)
         self.chs = np.zeros((org.channels, K.N_C), dtype=np.int64)
         self.chs[:, K.C_NFREE] = pool
