@@ -119,6 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=200_000, help="requests of the trace to replay (default 200000)")
     ap.add_argument("--seconds", type=float, default=12.0, help="sampling time (default 12)")
     ap.add_argument("--top", type=int, default=40, help="lines to print (default 40)")
+    ap.add_argument("--keep", metavar="DIR", help="keep the object code and perf data in DIR (for perf annotate)")
     ap.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -146,6 +147,12 @@ def main(argv=None) -> int:
                        check=True, stdout=subprocess.DEVNULL)
         proc.wait()
         analyse(out, args.top)
+        if args.keep:
+            keep = Path(args.keep)
+            keep.mkdir(parents=True, exist_ok=True)
+            for name in ("kernel.o", "symbol.txt", "perf.data"):
+                shutil.copy2(out / name, keep / name)
+            print(f"kept kernel.o, symbol.txt and perf.data in {keep}")
     return 0
 
 
