@@ -13,6 +13,8 @@ whole :class:`DramResult` plus a hash of every completion cycle, so that a kerne
 for identical results. ``time`` runs the benchmark rows of one or more kernel modules interleaved
 (A B A B ...) and reports the best of ``reps`` per row, which is what a shared, noisy machine allows.
 A kernel module is a dotted name (default ``memsim.dram.kernel``) or a path to a copy of ``kernel.py``.
+The copy must take the engine's calling convention (the arena of ``KernelState``, since 2026-12-04); to
+compare with an older kernel, time a checkout of that commit instead (``PYTHONPATH=<checkout>``).
 
 ``pair`` times two kernels at the same time, one child process per core, and reports B's speed over A's
 per row (geometric mean and range over rounds; each child pinned to one core, the cores swapped every

@@ -83,10 +83,10 @@ def test_disk_cache_key_follows_the_timing_layout(monkeypatch):
     assert K.TIMING_LAYOUT
     assert timing.P_RULES_OF in K.TIMING_LAYOUT and timing.P_BQD in K.TIMING_LAYOUT
     key = sorted(K.SPECIALISED)[0]
-    before = _closure_values(K._build_kernel(*key))
+    before = _closure_values(K._build_kernel(*key, K.ARENA_LOG2))
     assert K.TIMING_LAYOUT in before
     monkeypatch.setattr(K, "TIMING_LAYOUT", K.TIMING_LAYOUT[:-1] + (K.TIMING_LAYOUT[-1] + 1,))
-    after = _closure_values(K._build_kernel(*key))
+    after = _closure_values(K._build_kernel(*key, K.ARENA_LOG2))
     assert after != before  # hence another cache key: the build is compiled afresh
 
 
@@ -103,3 +103,55 @@ def test_layout_changes_with_any_constant():
     assert layout_of(mod) != base
     mod.P_B, mod.P_C = 1, 2
     assert layout_of(mod) != base
+
+
+# The arena (``K.ARENA_REGIONS``): one int64 array holding every array the kernel uses, each in its own
+# region at an offset that is a constant of the build.
+
+def test_arena_regions_hold_the_state_and_do_not_overlap():
+    from memsim.dram.engine import KernelState
+
+    for preset in ("DRAMSim3_HBM2_8Gb_x128", "Ramulator2_HBM3_8Gb_8hi_6400Mbps_16ch", "DDR5_4800"):
+        eng = DramEngine(get_preset(preset))
+        st = KernelState(eng.cfg, eng.timing)
+        offsets = K.arena_offsets(st.region_log2)
+        spans = []
+        for name in K.ARENA_REGIONS:
+            view = getattr(st, name)
+            assert view.base is st.arena or view.size == 0, name  # the kernel sees what the engine reads
+            start = (view.__array_interface__["data"][0] - st.arena.__array_interface__["data"][0]) // 8
+            assert start == offsets[name], name
+            if name != K.ARENA_REGIONS[-1]:
+                assert view.size <= 1 << st.region_log2, name
+            spans.append((start, start + view.size))
+        spans.sort()
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        assert np.array_equal(st.par, eng.timing.par) and np.array_equal(st.rules, eng.timing.rules)
+
+
+def test_region_capacity_grows_past_the_default_only_where_needed():
+    small = {name: 1000 for name in K.ARENA_REGIONS}
+    assert K.region_log2_for(small) == K.ARENA_LOG2
+    small[K.ARENA_REGIONS[-1]] = 10 ** 7  # the last region (the histogram) takes any size
+    assert K.region_log2_for(small) == K.ARENA_LOG2
+    big = dict(small, ring=(1 << K.ARENA_LOG2) + 1)
+    assert K.region_log2_for(big) == K.ARENA_LOG2 + 1
+    assert K.region_log2_for(dict(small, ring=1 << K.ARENA_LOG2)) == K.ARENA_LOG2
+    step = K.arena_offsets(K.ARENA_LOG2 + 1)["par"] - K.arena_offsets(K.ARENA_LOG2 + 1)["S"]
+    assert step == (1 << (K.ARENA_LOG2 + 1)) + K.ARENA_SKEW
+
+
+def test_a_state_with_larger_regions_runs_the_build_for_them(monkeypatch):
+    """The wrapper hands a state whose regions are larger than the build's to the build for that size
+    (recorded here instead of compiled)."""
+    eng = DramEngine(get_preset("DRAMSim3_HBM2_8Gb_x128"))
+    asked = []
+
+    def fake_kernel(key):
+        asked.append(key)
+        return lambda *args: len(args)
+
+    monkeypatch.setattr(K, "_kernel", fake_kernel)
+    st = type("State", (), {"region_log2": K.ARENA_LOG2 + 2})()
+    assert eng.kernel(st, 1, 2, 3, 4, 5, 6, 7, 8) == 9
+    assert asked == [K.structure_key(eng.timing.par) + (K.ARENA_LOG2 + 2,)]

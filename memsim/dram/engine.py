@@ -53,7 +53,11 @@ class Requests:
 
 
 class KernelState:
-    """All mutable arrays of one simulation; survives across chunks of a streamed trace."""
+    """All arrays of one simulation; survives across chunks of a streamed trace.
+
+    Each array is built in its natural shape and then rebound to a view of its region of ``arena``, the one
+    array the kernel takes (see ``memsim.dram.kernel.ARENA_REGIONS``); ``region_log2`` is the regions'
+    capacity, which selects the kernel build."""
 
     def __init__(self, cfg: DramConfig, ct: CompiledTiming, record_requests: int = 0):
         org, ctl = cfg.organization, cfg.controller
@@ -130,6 +134,26 @@ class KernelState:
         self.S[K.S_FREE_TOP] = self.ring.shape[0]
         self.S[K.S_REF_MIN] = int(self.ref[:, 0].min()) if n_units else int(K.INF)
         self.out_done = np.full(record_requests, -1, dtype=np.int64)
+        self.par = ct.par
+        self.rules = ct.rules
+        self.dims = np.zeros(K.N_D, dtype=np.int64)
+        self.dims[[K.D_FIFO_ROWS, K.D_UNITS, K.D_BANKS, K.D_POOL, K.D_QORD_W, K.D_HIST_W]] = (
+            self.fifo.shape[0], n_units, nbk, pool, self.qord.shape[2], self.hist.shape[1])
+        self._into_arena()
+
+    def _into_arena(self) -> None:
+        """Copy the kernel's arrays into one arena (``self.arena``, see ``memsim.dram.kernel.ARENA_REGIONS``)
+        and rebind each name to its region, a view in the array's own shape."""
+        sizes = {name: getattr(self, name).size for name in K.ARENA_REGIONS}
+        self.region_log2 = K.region_log2_for(sizes)
+        offsets = K.arena_offsets(self.region_log2)
+        last = K.ARENA_REGIONS[-1]
+        self.arena = np.zeros(offsets[last] + sizes[last], dtype=np.int64)
+        for name in K.ARENA_REGIONS:
+            a = getattr(self, name)
+            view = self.arena[offsets[name]:offsets[name] + a.size].reshape(a.shape)
+            view[...] = a
+            setattr(self, name, view)
 
 
 @dataclass
@@ -308,11 +332,7 @@ class DramEngine:
                     if s1 == n:  # the chunk's last slice: whether the trace ends with it
                         nxt_chunk = following.result() if following is not None else next(it, None)
                     final = s1 == n and nxt_chunk is None
-                    got = self.kernel(ct.par, ct.rules, st.nob, st.lvl_base, st.lvl_fan,
-                                 ch, bank, row, txa, w[s0:s1], arr[s0:s1], int(queue_depth), final,
-                                 st.S, st.nxt, st.faw, st.faw_pos, st.bank, st.blb, st.ent, st.lists, st.abk,
-                                 st.nab, st.qord, st.qlen, st.freel, st.chs, st.ref, st.ring, st.fifo, st.hist,
-                                 st.out_done, st.bank_stats)
+                    got = self.kernel(st, ch, bank, row, txa, w[s0:s1], arr[s0:s1], int(queue_depth), final)
                     if got != s1 - s0:  # pragma: no cover - a kernel bug, not a user error
                         raise RuntimeError(f"kernel accepted {got} of {s1 - s0} requests")
                 n_total += n

@@ -142,10 +142,46 @@ N_U = 3
 # fields of a row of the rule table ``rules``: prev, next, level, cycles, sibling (see ``timing``)
 N_RULE_F = 5
 
+# The arena: every array the kernel reads or writes but the trace's own (the decoded transactions, the
+# request flags and arrivals, the recorded completion cycles) lives in one int64 array, each array
+# flattened into a region at an offset that is a constant of the build. A field's address is then the one
+# arena pointer plus a constant displacement: the ~25 separate arrays this replaces each kept a base
+# pointer live through the main loop, more than x86-64 has registers, and the reloads of the spilled ones
+# were most of the profile's generated-code share (17.8 % of the samples of the DRAMSim3 HBM2 stream fell
+# on stack-relative instructions). A region holds up to 2**region_log2 elements (a build argument: 17 for
+# every shipped configuration, see ``region_log2_for``); the histogram comes last, so it takes any size.
+# Consecutive regions are ``ARENA_SKEW`` elements further apart than their capacity, so that the starts of
+# the regions (the hottest words: channel 0, bank 0) do not all fall into one set of the L1 cache.
+# Measured against separate flat arrays (whole traces, best of 3, alternating): streams 1.07-1.13x, random
+# traffic 1.04-1.07x, mixed 1.02-1.07x; stack-relative instructions 1447 -> 714, their samples 17.8 -> 11.1 %.
+ARENA_REGIONS = ("S", "par", "rules", "nob", "lvl_base", "lvl_fan", "dims", "nxt", "faw", "faw_pos", "bank",
+                 "blb", "chs", "nab", "qlen", "abk", "qord", "ent", "lists", "freel", "ref", "ring", "fifo",
+                 "bank_stats", "hist")
+ARENA_SKEW = 72  # elements (576 bytes, 9 cache lines)
+ARENA_LOG2 = 17  # the default region capacity, 2**17 elements (1 MiB)
+# ``dims``: the sizes the kernel reads at entry (fifo rows, refresh units, banks, queue entries per channel,
+# slots of one queue-order row, bins of one latency-histogram row)
+D_FIFO_ROWS, D_UNITS, D_BANKS, D_POOL, D_QORD_W, D_HIST_W = range(6)
+N_D = 6
 
-def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_rows, k_tx_per_req):
-    """Compile :func:`run_chunk` for one controller structure (see :func:`kernel_for`), or with every
-    argument -1 the generic kernel, which reads the structure from ``par`` at run time.
+
+def arena_offsets(region_log2: int) -> dict[str, int]:
+    """The offset (in elements) of each region of the arena for regions of ``2**region_log2`` elements."""
+    step = (1 << region_log2) + ARENA_SKEW
+    return {name: k * step for k, name in enumerate(ARENA_REGIONS)}
+
+
+def region_log2_for(sizes: dict[str, int]) -> int:
+    """The region capacity (log2) that holds arrays of the given sizes: ``ARENA_LOG2`` unless one is larger
+    (the histogram, the last region, is not limited)."""
+    need = max((n for name, n in sizes.items() if name != ARENA_REGIONS[-1]), default=1)
+    return max(ARENA_LOG2, int(need - 1).bit_length())
+
+
+def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_rows, k_tx_per_req, k_region_log2):
+    """Compile :func:`run_chunk` for one controller structure (see :func:`kernel_for`), or with the first
+    five arguments -1 the generic kernel, which reads the structure from ``par`` at run time; in either case
+    for arena regions of ``2**k_region_log2`` elements (see ``ARENA_REGIONS``).
 
     The arguments are closure constants, so the compiler drops the branches of the other structures and
     unrolls the loops over a request's transactions: measured (interleaved best of 5, with the engine's
@@ -155,6 +191,19 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
     """
 
     k_layout = TIMING_LAYOUT
+    # the arena's region offsets, constants of the build (Numba freezes the closure's integers)
+    o = arena_offsets(k_region_log2)
+    o_S, o_par, o_rules, o_nob, o_lvl_base, o_lvl_fan = o["S"], o["par"], o["rules"], o["nob"], o["lvl_base"], o["lvl_fan"]
+    o_dims, o_nxt, o_faw, o_faw_pos, o_bank, o_blb = o["dims"], o["nxt"], o["faw"], o["faw_pos"], o["bank"], o["blb"]
+    o_chs, o_nab, o_qlen, o_abk, o_qord, o_ent = o["chs"], o["nab"], o["qlen"], o["abk"], o["qord"], o["ent"]
+    o_lists, o_freel, o_ref, o_ring, o_fifo = o["lists"], o["freel"], o["ref"], o["ring"], o["fifo"]
+    o_bank_stats, o_hist = o["bank_stats"], o["hist"]
+    # the same as unsigned constants, for the index helpers (which index with ``U``): one IR value fewer
+    # per access than a conversion at the access, and Numba's compile time grows with the IR's values
+    uo_S, uo_blb, uo_faw_pos, uo_par = (U(o[k]) for k in ("S", "blb", "faw_pos", "par"))
+    uo_rules, uo_nob, uo_nxt, uo_faw, uo_bank, uo_chs = (U(o[k]) for k in ("rules", "nob", "nxt", "faw", "bank", "chs"))
+    uo_nab, uo_qlen, uo_abk, uo_qord, uo_ent, uo_lists = (U(o[k]) for k in ("nab", "qlen", "abk", "qord", "ent", "lists"))
+    uo_freel, uo_ref, uo_ring, uo_fifo, uo_bank_stats, uo_hist = (U(o[k]) for k in ("freel", "ref", "ring", "fifo", "bank_stats", "hist"))
 
     # ``_nrt=False``: compiled without Numba's reference counting. The kernel allocates nothing (every array
     # is passed in and outlives the call), so the counts guard nothing, yet the closures below paid an
@@ -164,125 +213,132 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
     # silently.
     # ``nogil``: the engine decodes the next slice of the trace on a helper thread meanwhile.
     @njit(cache=True, _nrt=False, nogil=True)
-    def run_chunk(par, rules, nob, lvl_base, lvl_fan,
-                  tx_ch, tx_bank, tx_row, tx_addr, req_write, req_arrival, qd, final,
-                  S, nxt, faw, faw_pos, bank, blb, ent, lists, abk, nab, qord, qlen, freel, chs, ref, ring, fifo, hist,
-                  out_done, bank_stats):
+    def run_chunk(A, tx_ch, tx_bank, tx_row, tx_addr, req_write, req_arrival, qd, final, out_done):
         """Replay one chunk of requests. Returns the number of requests of the chunk accepted.
 
         Parameters
         ----------
-        par, rules : int64 arrays from :func:`memsim.dram.timing.compile_timing`.
-        nob : int64[n_banks, 5], the node index of each bank at each level (channel ... bank).
-        lvl_base, lvl_fan : int64[5], first node index of each level and children per parent.
+        A : int64[:], the arena of :class:`memsim.dram.engine.KernelState`: ``par`` and ``rules`` (from
+            :func:`memsim.dram.timing.compile_timing`), ``nob`` (int64[n_banks, 5], the node index of each
+            bank at each level, channel ... bank), ``lvl_base`` and ``lvl_fan`` (int64[5], first node index
+            of each level and children per parent), the mutable state arrays and ``dims``, each flattened
+            into its own region (see ``ARENA_REGIONS``) and indexed through the ``i_*`` helpers.
         tx_ch, tx_bank, tx_row, tx_addr : int64[n_req * transactions per request], decoded transactions, request-major.
         req_write : uint8[n_req]; req_arrival : int64[n_req], arrival cycle (0 = available at once).
         qd : int, maximum outstanding requests (0 = unlimited). final : bool, drain everything before return.
-        The remaining arguments are the mutable state arrays of :class:`memsim.dram.engine.KernelState`:
-        ``ent`` is the per-channel pool of queued transactions, ``lists`` the per-bank queue lists,
-        ``abk``/``nab`` the banks with entries per channel and queue, ``qord`` each queue in arrival order,
-        ``freel`` the free pool slots (entry numbers across channels). ``nob``, ``rules`` and every state
-        array but ``S``, ``blb``, ``faw_pos``, ``hist`` and ``out_done`` arrive flattened to one dimension
-        (the shapes given are those of the engine's arrays; see the ``i_*`` index helpers).
+        out_done : int64[record_requests], each recorded request's completion cycle.
+        Of the state arrays, ``ent`` is the per-channel pool of queued transactions, ``lists`` the per-bank
+        queue lists, ``abk``/``nab`` the banks with entries per channel and queue, ``qord`` each queue in
+        arrival order, ``freel`` the free pool slots (entry numbers across channels).
         """
         if len(k_layout) == 0:  # never: names the layout as a closure value (see ``TIMING_LAYOUT``)
             return 0
+
+
+
+
         n_req = req_write.shape[0]
         # the controller structure: this build's constants, or (generic build: -1) read from ``par``
-        bank_queues = (par[P_BQD] > 0) if k_bank_queues < 0 else k_bank_queues != 0
-        active_buffer = (par[P_ACTBUF] > 0) if k_active_buffer < 0 else k_active_buffer != 0
-        separate_buses = (par[P_SEPBUS] != 0) if k_separate_buses < 0 else k_separate_buses != 0
-        timeout_rows = (par[P_ROWPOL] == ROW_TIMEOUT) if k_timeout_rows < 0 else k_timeout_rows != 0
-        tx_per = par[P_TXPERREQ] if k_tx_per_req < 0 else k_tx_per_req
-        nch = par[P_NCH]
-        qcap0 = par[P_RQ]
-        qcap1 = par[P_WQ]
-        fifo_mask = fifo.shape[0] // 2 - 1
-        n_units = ref.shape[0] // N_U
-        n_banks = bank.shape[0] // N_B
-        pool_w = freel.shape[0] // nch  # queue entries per channel
-        qord_w = qord.shape[0] // (3 * nch)  # slots of one queue's order row
+        bank_queues = (A[o_par + P_BQD] > 0) if k_bank_queues < 0 else k_bank_queues != 0
+        active_buffer = (A[o_par + P_ACTBUF] > 0) if k_active_buffer < 0 else k_active_buffer != 0
+        separate_buses = (A[o_par + P_SEPBUS] != 0) if k_separate_buses < 0 else k_separate_buses != 0
+        timeout_rows = (A[o_par + P_ROWPOL] == ROW_TIMEOUT) if k_timeout_rows < 0 else k_timeout_rows != 0
+        tx_per = A[o_par + P_TXPERREQ] if k_tx_per_req < 0 else k_tx_per_req
+        nch = A[o_par + P_NCH]
+        qcap0 = A[o_par + P_RQ]
+        qcap1 = A[o_par + P_WQ]
+        fifo_mask = A[o_dims + D_FIFO_ROWS] - 1
+        n_units = A[o_dims + D_UNITS]
+        n_banks = A[o_dims + D_BANKS]
+        pool_w = A[o_dims + D_POOL]  # queue entries per channel
+        qord_w = A[o_dims + D_QORD_W]  # slots of one queue's order row
+        hist_w = A[o_dims + D_HIST_W]  # bins of one latency histogram row
         banks_per_ch = n_banks // nch
         units_per_ch = n_units // nch
         banks_per_unit = n_banks // n_units if n_units > 0 else 1
         wide = banks_per_ch > MASK_MAX_BANKS
         all_banks = (np.int64(1) << banks_per_ch) - 1 if not wide else 0
 
-        # The helpers below are closures over the state arrays rather than functions taking them: Numba
-        # inlines a closure called in its own function. While the kernel still ran with reference counting
-        # (see ``_nrt=False`` above), a closure also read the enclosing arrays with far fewer count updates
-        # than a helper taking them as arguments, and a few hot closures bind the arrays they use to local
-        # names (``lists_ = lists``) to let LLVM pair the rest; without counting, the bindings are merely
-        # harmless. (Binding by tuple unpacking, several names in one statement, gave wrong results when two
-        # such closures were inlined into one function: do not.)
+        # The helpers below are closures rather than functions taking the arena: Numba inlines a closure
+        # called in its own function. (While the kernel still ran with reference counting, see ``_nrt=False``
+        # above, a closure also read the enclosing arrays with far fewer count updates than a helper taking
+        # them as arguments.)
         # The hottest helpers index with unsigned integers (``U``): a signed index costs a negative-index
         # wrap-around per dimension, which these indices (banks, nodes, commands, rule rows) never need.
         # (Measured on this pattern: 8.2 -> 5.2 ns per lookup.)
-        # The state arrays reach the kernel flattened to one dimension (see ``kernel_for``) and are indexed
-        # through these helpers (inlined where they are called). A row's width is then a constant of the
-        # build rather than a shape read at run time, and the ~30 array arguments carry one extent each
-        # instead of two or three: fewer multiplications by run-time strides and fewer registers spilled.
-        # Measured against the 2-D arrays (one process, best of 5 alternating): streams 1.19-1.38x, random
-        # traffic 1.09-1.23x, mixed 1.05-1.09x. Entries are numbered across channels (channel ``c``'s pool
-        # holds ``c * pool_w`` .. ``(c + 1) * pool_w - 1``), so an entry's fields need no channel index.
+        # The state arrays reach the kernel flattened into the regions of the arena (see ``ARENA_REGIONS``)
+        # and are indexed through these helpers (inlined where they are called): the region's offset and a
+        # row's width are constants of the build, so that most accesses are one multiply-add on constants
+        # and a load at a constant displacement from the arena. (Flat arrays against the 2-D arrays before,
+        # one process, best of 5 alternating: streams 1.19-1.38x, random traffic 1.09-1.23x, mixed
+        # 1.05-1.09x; the arena against separate flat arrays: see ``ARENA_REGIONS``.) Entries are numbered
+        # across channels (channel ``c``'s pool holds ``c * pool_w`` .. ``(c + 1) * pool_w - 1``), so an
+        # entry's fields need no channel index.
         def i_nxt(node, cmd):
-            return U(node) * U(N_CMDS) + U(cmd)
+            return uo_nxt + U(node) * U(N_CMDS) + U(cmd)
 
         def i_nob(b, lv):
-            return U(b) * U(N_LEVELS) + U(lv)
+            return uo_nob + U(b) * U(N_LEVELS) + U(lv)
 
         def i_rule(k, f):
-            return U(k) * U(N_RULE_F) + U(f)
+            return uo_rules + U(k) * U(N_RULE_F) + U(f)
 
         def i_bank(b, f):
-            return U(b) * U(N_B) + U(f)
+            return uo_bank + U(b) * U(N_B) + U(f)
 
         def i_bstat(b, f):
-            return U(b) * U(2) + U(f)
+            return uo_bank_stats + U(b) * U(2) + U(f)
 
         def i_lists(b, f):
-            return U(b) * U(N_L) + U(f)
+            return uo_lists + U(b) * U(N_L) + U(f)
 
         def i_chs(c, f):
-            return U(c) * U(N_C) + U(f)
+            return uo_chs + U(c) * U(N_C) + U(f)
 
         def i_nab(c, f):
-            return U(c) * U(N_NAB) + U(f)
+            return uo_nab + U(c) * U(N_NAB) + U(f)
 
         def i_ring(slot, f):
-            return U(slot) * U(N_R) + U(f)
+            return uo_ring + U(slot) * U(N_R) + U(f)
 
         def i_faw(rk, k):
-            return U(rk) * U(4) + U(k)
+            return uo_faw + U(rk) * U(4) + U(k)
 
         def i_fifo(k, f):
-            return U(k) * U(2) + U(f)
+            return uo_fifo + U(k) * U(2) + U(f)
 
         def i_ref(u, f):
-            return U(u) * U(N_U) + U(f)
+            return uo_ref + U(u) * U(N_U) + U(f)
 
         def i_ent(e, f):
-            return U(e) * U(N_F) + U(f)
+            return uo_ent + U(e) * U(N_F) + U(f)
 
         def i_qord(c, qq, k):
-            return (U(c) * U(3) + U(qq)) * U(qord_w) + U(k)
+            return uo_qord + (U(c) * U(3) + U(qq)) * U(qord_w) + U(k)
 
         def i_abk(c, qq, k):
-            return (U(c) * U(3) + U(qq)) * U(banks_per_ch) + U(k)
+            return uo_abk + (U(c) * U(3) + U(qq)) * U(banks_per_ch) + U(k)
 
         def i_freel(c, k):
-            return U(c) * U(pool_w) + U(k)
+            return uo_freel + U(c) * U(pool_w) + U(k)
+
+
+
+
+
+        def i_hist(w, k):
+            return uo_hist + U(w) * U(hist_w) + U(k)
 
         def i_qlen(qq, c):
-            return U(qq) * U(nch) + U(c)
+            return uo_qlen + U(qq) * U(nch) + U(c)
 
         def ready(b, cmd):
             """Earliest cycle ``cmd`` may issue to bank ``b`` by the timing rules (tFAW aside)."""
             ub = U(b)
             uc = U(cmd)
-            r = nxt[i_nxt(nob[i_nob(ub, 0)], uc)]
+            r = A[i_nxt(A[i_nob(ub, 0)], uc)]
             for lv in range(1, N_LEVELS):
-                v = nxt[i_nxt(nob[i_nob(ub, lv)], uc)]
+                v = A[i_nxt(A[i_nob(ub, lv)], uc)]
                 if v > r:
                     r = v
             return r
@@ -290,75 +346,72 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
         def apply_rules(b, cmd, t):
             """Command ``cmd`` issued to bank ``b`` at ``t``: raise the earliest-issue times it constrains."""
             ub = U(b)
-            for k in range(par[U(P_RULES_OF + cmd)], par[U(P_RULES_OF + cmd + 1)]):
+            for k in range(A[uo_par + U(P_RULES_OF + cmd)], A[uo_par + U(P_RULES_OF + cmd + 1)]):
                 uk = U(k)
-                lv = rules[i_rule(uk, 2)]
-                nt = t + rules[i_rule(uk, 3)]
-                node = nob[i_nob(ub, lv)]
-                nc = U(rules[i_rule(uk, 1)])
-                if rules[i_rule(uk, 4)] == 0:
-                    if nxt[i_nxt(node, nc)] < nt:
-                        nxt[i_nxt(node, nc)] = nt
+                lv = A[i_rule(uk, 2)]
+                nt = t + A[i_rule(uk, 3)]
+                node = A[i_nob(ub, lv)]
+                nc = U(A[i_rule(uk, 1)])
+                if A[i_rule(uk, 4)] == 0:
+                    if A[i_nxt(node, nc)] < nt:
+                        A[i_nxt(node, nc)] = nt
                 else:
-                    fan = lvl_fan[lv]
-                    first = lvl_base[lv] + ((node - lvl_base[lv]) // fan) * fan
+                    fan = A[o_lvl_fan + lv]
+                    first = A[o_lvl_base + lv] + ((node - A[o_lvl_base + lv]) // fan) * fan
                     for s in range(first, first + fan):
-                        if s != node and nxt[i_nxt(s, nc)] < nt:
-                            nxt[i_nxt(s, nc)] = nt
+                        if s != node and A[i_nxt(s, nc)] < nt:
+                            A[i_nxt(s, nc)] = nt
 
         def complete_request(slot, done):
-            S_ = S
-            ring_ = ring
-            hist_ = hist
             out_done_ = out_done
-            lat = done - ring_[i_ring(slot, R_ACCEPT)]
-            w = ring_[i_ring(slot, R_WRITE)]
-            h = hist_.shape[1] - 1
-            hist_[w, lat if lat < h else h] += 1
+            lat = done - A[i_ring(slot, R_ACCEPT)]
+            w = A[i_ring(slot, R_WRITE)]
+            h = hist_w - 1
+            A[i_hist(w, lat if lat < h else h)] += 1
             if w == 0:
-                S_[S_DONE_READS] += 1
-                S_[S_LAT_SUM_R] += lat
-                if lat > S_[S_LAT_MAX_R]:
-                    S_[S_LAT_MAX_R] = lat
+                A[o_S + S_DONE_READS] += 1
+                A[o_S + S_LAT_SUM_R] += lat
+                if lat > A[o_S + S_LAT_MAX_R]:
+                    A[o_S + S_LAT_MAX_R] = lat
             else:
-                S_[S_DONE_WRITES] += 1
-                S_[S_LAT_SUM_W] += lat
-                if lat > S_[S_LAT_MAX_W]:
-                    S_[S_LAT_MAX_W] = lat
-            gid = ring_[i_ring(slot, R_GID)]
+                A[o_S + S_DONE_WRITES] += 1
+                A[o_S + S_LAT_SUM_W] += lat
+                if lat > A[o_S + S_LAT_MAX_W]:
+                    A[o_S + S_LAT_MAX_W] = lat
+            gid = A[i_ring(slot, R_GID)]
             if gid < out_done_.shape[0]:
                 out_done_[gid] = done
-            if done > S_[S_LAST_DONE]:
-                S_[S_LAST_DONE] = done
-            S_[S_OUTSTANDING] -= 1
-            ring_[i_ring(slot, R_REMAIN)] = -1
-            ring_[i_ring(S_[S_FREE_TOP], R_FREE)] = slot
-            S_[S_FREE_TOP] += 1
+            if done > A[o_S + S_LAST_DONE]:
+                A[o_S + S_LAST_DONE] = done
+            A[o_S + S_OUTSTANDING] -= 1
+            A[i_ring(slot, R_REMAIN)] = -1
+            A[i_ring(A[o_S + S_FREE_TOP], R_FREE)] = slot
+            A[o_S + S_FREE_TOP] += 1
 
         def tx_done(slot, done):
             if slot < 0:
                 return
-            if done > ring[i_ring(slot, R_DONE)]:
-                ring[i_ring(slot, R_DONE)] = done
-            ring[i_ring(slot, R_REMAIN)] -= 1
-            if ring[i_ring(slot, R_REMAIN)] == 0:
-                complete_request(slot, ring[i_ring(slot, R_DONE)])
+            if done > A[i_ring(slot, R_DONE)]:
+                A[i_ring(slot, R_DONE)] = done
+            A[i_ring(slot, R_REMAIN)] -= 1
+            if A[i_ring(slot, R_REMAIN)] == 0:
+                complete_request(slot, A[i_ring(slot, R_DONE)])
 
         def close_bank(c, b, pre_t):
             """Precharge bank ``b`` at ``pre_t`` (auto-precharge or timeout)."""
             apply_rules(b, PRE, pre_t)
-            bank[i_bank(b, B_ROW)] = -1
-            blb[b] = 0
-            bank[i_bank(b, B_HP0)] = 0
-            bank[i_bank(b, B_HP1)] = 0
-            bank[i_bank(b, B_HP2)] = 0
-            chs[i_chs(c, C_PRE)] += 1
+            A[i_bank(b, B_ROW)] = -1
+            A[o_blb + b] = 0
+            A[i_bank(b, B_HP0)] = 0
+            A[i_bank(b, B_HP1)] = 0
+            A[i_bank(b, B_HP2)] = 0
+            A[i_chs(c, C_PRE)] += 1
 
         def timeout_close(c, b, t):
             """Lazily apply the timeout row policy to bank ``b`` as of cycle ``t``."""
-            if bank[i_bank(b, B_ROW)] < 0 or bank[i_bank(b, B_HP0)] + bank[i_bank(b, B_HP1)] + bank[i_bank(b, B_HP2)] > 0:
+            if A[i_bank(b, B_ROW)] < 0 or A[i_bank(b, B_HP0)] + A[i_bank(b, B_HP1)] + A[i_bank(b, B_HP2)] > 0:
                 return
-            close_t = bank[i_bank(b, B_LAST)] + par[P_TIMEOUT]
+            close_t = A[i_bank(b, B_LAST)] + A[o_par + P_TIMEOUT]
             if close_t > t:
                 return
             r = ready(b, PRE)
@@ -368,9 +421,9 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                 close_bank(c, b, close_t)
 
         def unit_banks(u):
-            if par[P_REFRESH] == REF_ALLBANK:
+            if A[o_par + P_REFRESH] == REF_ALLBANK:
                 return u * banks_per_unit, (u + 1) * banks_per_unit
-            b0 = u * banks_per_unit + ref[i_ref(u, U_NEXT_BANK)]
+            b0 = u * banks_per_unit + A[i_ref(u, U_NEXT_BANK)]
             return b0, b0 + 1
 
         def do_refresh(u, c, t):
@@ -380,272 +433,268 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                 # rows that timed out before now were closed then, not by this refresh
                 for b in range(b0, b1):
                     timeout_close(c, b, t)
-            if par[P_REFRESH] == REF_ALLBANK:
-                dur = par[P_RFC]
-                interval = par[P_REFI]
+            if A[o_par + P_REFRESH] == REF_ALLBANK:
+                dur = A[o_par + P_RFC]
+                interval = A[o_par + P_REFI]
             else:
-                ref[i_ref(u, U_NEXT_BANK)] = (ref[i_ref(u, U_NEXT_BANK)] + 1) % banks_per_unit
-                dur = par[P_RFCPB]
-                interval = par[P_REFIPB]
+                A[i_ref(u, U_NEXT_BANK)] = (A[i_ref(u, U_NEXT_BANK)] + 1) % banks_per_unit
+                dur = A[o_par + P_RFCPB]
+                interval = A[o_par + P_REFIPB]
             start = t
             any_open = False
             for b in range(b0, b1):
-                if bank[i_bank(b, B_ROW)] >= 0:
+                if A[i_bank(b, B_ROW)] >= 0:
                     any_open = True
                     r = ready(b, PRE)
                     if r > start:
                         start = r
-            ref_t = start + par[P_RP] if any_open else start
+            ref_t = start + A[o_par + P_RP] if any_open else start
             for b in range(b0, b1):
-                r = nxt[i_nxt(nob[i_nob(b, L_BK)], ACT)]  # tRC / tRP of earlier commands still hold for REF
+                r = A[i_nxt(A[i_nob(b, L_BK)], ACT)]  # tRC / tRP of earlier commands still hold for REF
                 if r > ref_t:
                     ref_t = r
             end = ref_t + dur
             for b in range(b0, b1):
-                bank[i_bank(b, B_ROW)] = -1
-                blb[b] = 0
-                bank[i_bank(b, B_HP0)] = 0
-                bank[i_bank(b, B_HP1)] = 0
-                bank[i_bank(b, B_HP2)] = 0
-                node = nob[i_nob(b, L_BK)]
-                if nxt[i_nxt(node, ACT)] < end:
-                    nxt[i_nxt(node, ACT)] = end
+                A[i_bank(b, B_ROW)] = -1
+                A[o_blb + b] = 0
+                A[i_bank(b, B_HP0)] = 0
+                A[i_bank(b, B_HP1)] = 0
+                A[i_bank(b, B_HP2)] = 0
+                node = A[i_nob(b, L_BK)]
+                if A[i_nxt(node, ACT)] < end:
+                    A[i_nxt(node, ACT)] = end
             if any_open:
-                chs[i_chs(c, C_PRE)] += 1
-            chs[i_chs(c, C_REF)] += 1
-            chs[i_chs(c, C_QUIET)] = 0  # rows closed and activation blocked: the command bound is void
-            S[S_REF_CYCLES] += end - t
-            ref[i_ref(u, U_DUE)] += interval
-            ref[i_ref(u, U_PENDING)] = 0
-            chs[i_chs(c, C_REFPEND)] -= 1
+                A[i_chs(c, C_PRE)] += 1
+            A[i_chs(c, C_REF)] += 1
+            A[i_chs(c, C_QUIET)] = 0  # rows closed and activation blocked: the command bound is void
+            A[o_S + S_REF_CYCLES] += end - t
+            A[i_ref(u, U_DUE)] += interval
+            A[i_ref(u, U_PENDING)] = 0
+            A[i_chs(c, C_REFPEND)] -= 1
 
         def write_mode_flips(c):
             """Whether channel ``c``'s write mode changes at its next decision: it enters write-drain mode above
             the high watermark (or when no read waits) and leaves it below the low one (or when no write waits)."""
-            rl = qlen[i_qlen(Q_READ, c)]
-            wl = qlen[i_qlen(Q_WRITE, c)]
-            if chs[i_chs(c, C_WMODE)] != 0:
-                return wl == 0 or (wl < par[P_WLO] and rl > 0)
-            return wl > 0 and (wl > par[P_WHI] or rl == 0)
+            rl = A[i_qlen(Q_READ, c)]
+            wl = A[i_qlen(Q_WRITE, c)]
+            if A[i_chs(c, C_WMODE)] != 0:
+                return wl == 0 or (wl < A[o_par + P_WLO] and rl > 0)
+            return wl > 0 and (wl > A[o_par + P_WHI] or rl == 0)
 
         def update_write_mode(c):
             if write_mode_flips(c):
-                chs[i_chs(c, C_WMODE)] = 1 - chs[i_chs(c, C_WMODE)]
+                A[i_chs(c, C_WMODE)] = 1 - A[i_chs(c, C_WMODE)]
                 if not bank_queues:
                     # the other queue's requests are the candidates now: their banks' bounds are void (bank
                     # command queues hold both kinds, so there the write mode changes no bank's candidates)
                     for qq in range(2):
-                        for k in range(nab[i_nab(c, qq)]):
-                            blb[U(abk[i_abk(c, qq, k)])] = 0
+                        for k in range(A[i_nab(c, qq)]):
+                            A[uo_blb + U(A[i_abk(c, qq, k)])] = 0
 
         def rebase_order(c, qq):
             """Move queue ``qq``'s entries to the start of its ``qord`` row (its end was reached)."""
             uc = U(c)
-            h = nab[i_nab(uc, 3 + qq)]
-            n = nab[i_nab(uc, 6 + qq)] - h
+            h = A[i_nab(uc, 3 + qq)]
+            n = A[i_nab(uc, 6 + qq)] - h
             for k in range(n):
-                qord[i_qord(uc, qq, k)] = qord[i_qord(uc, qq, h + k)]
-            nab[i_nab(uc, 3 + qq)] = 0
-            nab[i_nab(uc, 6 + qq)] = n
+                A[i_qord(uc, qq, k)] = A[i_qord(uc, qq, h + k)]
+            A[i_nab(uc, 3 + qq)] = 0
+            A[i_nab(uc, 6 + qq)] = n
 
         def link(c, qq, e):
             """Append pool entry ``e`` to its bank's list of queue ``qq``."""
             uc = U(c)
             ue = U(e)
-            b = ent[i_ent(ue, F_BANK)]
+            b = A[i_ent(ue, F_BANK)]
             if qq == Q_CMD or not bank_queues:
-                blb[U(b)] = 0  # a new candidate: the bank's bound is void
-            tail = lists[i_lists(b, 3 * qq + 1)]
-            ent[i_ent(ue, F_NEXT)] = -1
-            ent[i_ent(ue, F_PREV)] = tail
+                A[uo_blb + U(b)] = 0  # a new candidate: the bank's bound is void
+            tail = A[i_lists(b, 3 * qq + 1)]
+            A[i_ent(ue, F_NEXT)] = -1
+            A[i_ent(ue, F_PREV)] = tail
             if tail >= 0:
-                ent[i_ent(tail, F_NEXT)] = e
+                A[i_ent(tail, F_NEXT)] = e
             else:
-                lists[i_lists(b, 3 * qq)] = e
+                A[i_lists(b, 3 * qq)] = e
                 # the bank gets its first entry in this queue: enter the channel's list of banks with entries
-                k = nab[i_nab(uc, qq)]
-                abk[i_abk(uc, qq, k)] = b
-                lists[i_lists(b, 9 + qq)] = k
-                nab[i_nab(uc, qq)] = k + 1
-            lists[i_lists(b, 3 * qq + 1)] = e
-            lists[i_lists(b, 3 * qq + 2)] += 1
-            qlen[i_qlen(qq, uc)] += 1
+                k = A[i_nab(uc, qq)]
+                A[i_abk(uc, qq, k)] = b
+                A[i_lists(b, 9 + qq)] = k
+                A[i_nab(uc, qq)] = k + 1
+            A[i_lists(b, 3 * qq + 1)] = e
+            A[i_lists(b, 3 * qq + 2)] += 1
+            A[i_qlen(qq, uc)] += 1
             if qq == Q_CMD:
-                chs[i_chs(uc, C_CMDW)] += ent[i_ent(ue, F_WRITE)]
+                A[i_chs(uc, C_CMDW)] += A[i_ent(ue, F_WRITE)]
             if not bank_queues:
                 # appended to the queue order: its youngest entry
-                if nab[i_nab(uc, 6 + qq)] == qord_w:
+                if A[i_nab(uc, 6 + qq)] == qord_w:
                     rebase_order(c, qq)
-                tl = nab[i_nab(uc, 6 + qq)]
-                qord[i_qord(uc, qq, tl)] = (b << QSHIFT) | e
-                nab[i_nab(uc, 6 + qq)] = tl + 1
+                tl = A[i_nab(uc, 6 + qq)]
+                A[i_qord(uc, qq, tl)] = (b << QSHIFT) | e
+                A[i_nab(uc, 6 + qq)] = tl + 1
 
         def unlink(c, qq, e):
             uc = U(c)
             ue = U(e)
-            b = ent[i_ent(ue, F_BANK)]
-            nx = ent[i_ent(ue, F_NEXT)]
-            pv = ent[i_ent(ue, F_PREV)]
+            b = A[i_ent(ue, F_BANK)]
+            nx = A[i_ent(ue, F_NEXT)]
+            pv = A[i_ent(ue, F_PREV)]
             if pv >= 0:
-                ent[i_ent(pv, F_NEXT)] = nx
+                A[i_ent(pv, F_NEXT)] = nx
             else:
-                lists[i_lists(b, 3 * qq)] = nx
+                A[i_lists(b, 3 * qq)] = nx
             if nx >= 0:
-                ent[i_ent(nx, F_PREV)] = pv
+                A[i_ent(nx, F_PREV)] = pv
             else:
-                lists[i_lists(b, 3 * qq + 1)] = pv
-            lists[i_lists(b, 3 * qq + 2)] -= 1
-            qlen[i_qlen(qq, uc)] -= 1
+                A[i_lists(b, 3 * qq + 1)] = pv
+            A[i_lists(b, 3 * qq + 2)] -= 1
+            A[i_qlen(qq, uc)] -= 1
             if qq == Q_CMD:
-                chs[i_chs(uc, C_CMDW)] -= ent[i_ent(ue, F_WRITE)]
+                A[i_chs(uc, C_CMDW)] -= A[i_ent(ue, F_WRITE)]
             if not bank_queues:
                 # close the gap from the nearer end (entries leave mostly at the front: the oldest ready)
-                h = nab[i_nab(uc, 3 + qq)]
-                tl = nab[i_nab(uc, 6 + qq)]
+                h = A[i_nab(uc, 3 + qq)]
+                tl = A[i_nab(uc, 6 + qq)]
                 p = h
                 key = (b << QSHIFT) | e
-                while qord[i_qord(uc, qq, p)] != key:
+                while A[i_qord(uc, qq, p)] != key:
                     p += 1
                 if p - h <= tl - 1 - p:
                     for j in range(p, h, -1):
-                        qord[i_qord(uc, qq, j)] = qord[i_qord(uc, qq, j - 1)]
-                    nab[i_nab(uc, 3 + qq)] = h + 1
+                        A[i_qord(uc, qq, j)] = A[i_qord(uc, qq, j - 1)]
+                    A[i_nab(uc, 3 + qq)] = h + 1
                 else:
                     for j in range(p, tl - 1):
-                        qord[i_qord(uc, qq, j)] = qord[i_qord(uc, qq, j + 1)]
-                    nab[i_nab(uc, 6 + qq)] = tl - 1
-            if lists[i_lists(b, 3 * qq + 2)] == 0:
-                k = lists[i_lists(b, 9 + qq)]
-                last = nab[i_nab(uc, qq)] - 1
-                ob = abk[i_abk(uc, qq, last)]
-                abk[i_abk(uc, qq, k)] = ob
-                lists[i_lists(ob, 9 + qq)] = k
-                nab[i_nab(uc, qq)] = last
+                        A[i_qord(uc, qq, j)] = A[i_qord(uc, qq, j + 1)]
+                    A[i_nab(uc, 6 + qq)] = tl - 1
+            if A[i_lists(b, 3 * qq + 2)] == 0:
+                k = A[i_lists(b, 9 + qq)]
+                last = A[i_nab(uc, qq)] - 1
+                ob = A[i_abk(uc, qq, last)]
+                A[i_abk(uc, qq, k)] = ob
+                A[i_lists(ob, 9 + qq)] = k
+                A[i_nab(uc, qq)] = last
 
         def count_hits(c, qq, b, row):
-            ent_ = ent
-            lists_ = lists
             n = 0
-            e = lists_[i_lists(b, 3 * qq)]
+            e = A[i_lists(b, 3 * qq)]
             while e >= 0:
-                if ent_[i_ent(e, F_ROW)] == row:
+                if A[i_ent(e, F_ROW)] == row:
                     n += 1
-                e = ent_[i_ent(e, F_NEXT)]
+                e = A[i_ent(e, F_NEXT)]
             return n
 
         def cmd_ready(b, cmd):
             r = ready(b, cmd)
             if cmd == ACT:
-                rk = nob[i_nob(b, L_RK)] - lvl_base[L_RK]
-                fw = faw[i_faw(rk, faw_pos[U(rk)])] + par[P_FAW]
+                rk = A[i_nob(b, L_RK)] - A[o_lvl_base + L_RK]
+                fw = A[i_faw(rk, A[uo_faw_pos + U(rk)])] + A[o_par + P_FAW]
                 if fw > r:
                     r = fw
             return r
 
         def memo_ready(b, cmd, scan):
             """``cmd_ready``, computed once per bank and command in one scheduling scan."""
-            lists_ = lists
             ub = U(b)
-            if lists_[i_lists(ub, L_MEMO_STAMP + cmd)] == scan:
-                return lists_[i_lists(ub, L_MEMO_VAL + cmd)]
+            if A[i_lists(ub, L_MEMO_STAMP + cmd)] == scan:
+                return A[i_lists(ub, L_MEMO_VAL + cmd)]
             r = cmd_ready(b, cmd)
-            lists_[i_lists(ub, L_MEMO_STAMP + cmd)] = scan
-            lists_[i_lists(ub, L_MEMO_VAL + cmd)] = r
+            A[i_lists(ub, L_MEMO_STAMP + cmd)] = scan
+            A[i_lists(ub, L_MEMO_VAL + cmd)] = r
             return r
 
         def issue_col(c, qq, e, t):
             uc = U(c)
             ue = U(e)
-            b = ent[i_ent(ue, F_BANK)]
-            w = ent[i_ent(ue, F_WRITE)]
+            b = A[i_ent(ue, F_BANK)]
+            w = A[i_ent(ue, F_WRITE)]
             apply_rules(b, RD + w, t)
-            flags = ent[i_ent(ue, F_FLAGS)]
+            flags = A[i_ent(ue, F_FLAGS)]
             if flags & FLAG_PRE:
-                chs[i_chs(uc, C_CONF)] += 1
+                A[i_chs(uc, C_CONF)] += 1
             elif flags & FLAG_ACT:
-                chs[i_chs(uc, C_MISS)] += 1
+                A[i_chs(uc, C_MISS)] += 1
             else:
-                chs[i_chs(uc, C_HIT)] += 1
-            chs[i_chs(uc, C_RD + w)] += 1
-            bank[i_bank(b, B_HP0 + qq)] -= 1
-            bank[i_bank(b, B_STREAK)] += 1
-            bank[i_bank(b, B_LAST)] = t
-            blb[U(b)] = 0
-            bank_stats[i_bstat(b, 1)] += 1
-            slot = ent[i_ent(ue, F_SLOT)]
+                A[i_chs(uc, C_HIT)] += 1
+            A[i_chs(uc, C_RD + w)] += 1
+            A[i_bank(b, B_HP0 + qq)] -= 1
+            A[i_bank(b, B_STREAK)] += 1
+            A[i_bank(b, B_LAST)] = t
+            A[uo_blb + U(b)] = 0
+            A[i_bstat(b, 1)] += 1
+            slot = A[i_ent(ue, F_SLOT)]
             if w == 0:
-                fifo_mask = fifo.shape[0] // 2 - 1
-                tl = S[S_FIFO_TAIL]
-                fifo[i_fifo(tl & fifo_mask, 0)] = t + par[P_CL] + par[P_BURST]
-                fifo[i_fifo(tl & fifo_mask, 1)] = slot
-                S[S_FIFO_TAIL] = tl + 1
+                tl = A[o_S + S_FIFO_TAIL]
+                A[i_fifo(tl & fifo_mask, 0)] = t + A[o_par + P_CL] + A[o_par + P_BURST]
+                A[i_fifo(tl & fifo_mask, 1)] = slot
+                A[o_S + S_FIFO_TAIL] = tl + 1
             else:
                 tx_done(slot, t)
             unlink(c, qq, e)
-            freel[i_freel(uc, chs[i_chs(uc, C_NFREE)])] = e
-            chs[i_chs(uc, C_NFREE)] += 1
-            S[S_QUEUED] -= 1
+            A[i_freel(uc, A[i_chs(uc, C_NFREE)])] = e
+            A[i_chs(uc, C_NFREE)] += 1
+            A[o_S + S_QUEUED] -= 1
             if qq != Q_CMD or bank_queues:
-                S[S_FREED] = 1
-            if par[P_ROWPOL] == ROW_CLOSED and bank[i_bank(b, B_HP0)] + bank[i_bank(b, B_HP1)] + bank[i_bank(b, B_HP2)] == 0:
+                A[o_S + S_FREED] = 1
+            if A[o_par + P_ROWPOL] == ROW_CLOSED and A[i_bank(b, B_HP0)] + A[i_bank(b, B_HP1)] + A[i_bank(b, B_HP2)] == 0:
                 pre_t = ready(b, PRE)
                 if pre_t < t:
                     pre_t = t
                 close_bank(c, b, pre_t)
 
         def issue_row(c, qq, e, cmd, t):
-            b = ent[i_ent(e, F_BANK)]
-            blb[U(b)] = 0
+            b = A[i_ent(e, F_BANK)]
+            A[uo_blb + U(b)] = 0
             if cmd == ACT:
-                row = ent[i_ent(e, F_ROW)]
+                row = A[i_ent(e, F_ROW)]
                 apply_rules(b, ACT, t)
-                rk = nob[i_nob(b, L_RK)] - lvl_base[L_RK]
-                faw[i_faw(rk, faw_pos[U(rk)])] = t
-                faw_pos[U(rk)] = (faw_pos[U(rk)] + 1) & 3
-                bank[i_bank(b, B_ROW)] = row
-                bank[i_bank(b, B_LAST)] = t
-                bank[i_bank(b, B_STREAK)] = 0
-                ent[i_ent(e, F_FLAGS)] |= FLAG_ACT
-                chs[i_chs(c, C_ACT)] += 1
-                bank_stats[i_bstat(b, 0)] += 1
-                if active_buffer and qq != Q_CMD and qlen[i_qlen(Q_CMD, c)] < par[P_ACTBUF]:
+                rk = A[i_nob(b, L_RK)] - A[o_lvl_base + L_RK]
+                A[i_faw(rk, A[uo_faw_pos + U(rk)])] = t
+                A[uo_faw_pos + U(rk)] = (A[uo_faw_pos + U(rk)] + 1) & 3
+                A[i_bank(b, B_ROW)] = row
+                A[i_bank(b, B_LAST)] = t
+                A[i_bank(b, B_STREAK)] = 0
+                A[i_ent(e, F_FLAGS)] |= FLAG_ACT
+                A[i_chs(c, C_ACT)] += 1
+                A[i_bstat(b, 0)] += 1
+                if active_buffer and qq != Q_CMD and A[i_qlen(Q_CMD, c)] < A[o_par + P_ACTBUF]:
                     # Ramulator 2: an activated request leaves the read/write buffer for the active buffer
                     unlink(c, qq, e)
-                    ent[i_ent(e, F_SEQ)] = S[S_SEQ]
-                    S[S_SEQ] += 1
+                    A[i_ent(e, F_SEQ)] = A[o_S + S_SEQ]
+                    A[o_S + S_SEQ] += 1
                     link(c, Q_CMD, e)
-                    S[S_FREED] = 1
-                bank[i_bank(b, B_HP0)] = count_hits(c, 0, b, row)
-                bank[i_bank(b, B_HP1)] = count_hits(c, 1, b, row)
-                bank[i_bank(b, B_HP2)] = count_hits(c, 2, b, row)
+                    A[o_S + S_FREED] = 1
+                A[i_bank(b, B_HP0)] = count_hits(c, 0, b, row)
+                A[i_bank(b, B_HP1)] = count_hits(c, 1, b, row)
+                A[i_bank(b, B_HP2)] = count_hits(c, 2, b, row)
             else:
                 apply_rules(b, PRE, t)
-                bank[i_bank(b, B_ROW)] = -1
-                bank[i_bank(b, B_HP0)] = 0
-                bank[i_bank(b, B_HP1)] = 0
-                bank[i_bank(b, B_HP2)] = 0
-                ent[i_ent(e, F_FLAGS)] |= FLAG_PRE
-                chs[i_chs(c, C_PRE)] += 1
+                A[i_bank(b, B_ROW)] = -1
+                A[i_bank(b, B_HP0)] = 0
+                A[i_bank(b, B_HP1)] = 0
+                A[i_bank(b, B_HP2)] = 0
+                A[i_ent(e, F_FLAGS)] |= FLAG_PRE
+                A[i_chs(c, C_PRE)] += 1
 
         def keep_row_bound(b, qi, cmd, r, t):
             """A read/write-queue scan found ``cmd`` not ready for bank ``b`` until ``r``: where that is a row
             command and the bank has no row hits queued, it is the bank's only kind of candidate, so ``r``
             bounds the bank until its candidates change."""
-            if r > t and cmd < RD and bank[i_bank(b, B_HP0 + qi)] + bank[i_bank(b, B_HP2)] == 0:
-                blb[U(b)] = r
+            if r > t and cmd < RD and A[i_bank(b, B_HP0 + qi)] + A[i_bank(b, B_HP2)] == 0:
+                A[uo_blb + U(b)] = r
 
         def capped(b):
             """The FR-FCFS cap: bank ``b``'s open row has served ``cap`` column accesses since its ACT."""
-            cap = par[P_CAP]
-            return cap > 0 and bank[i_bank(b, B_STREAK)] >= cap
+            cap = A[o_par + P_CAP]
+            return cap > 0 and A[i_bank(b, B_STREAK)] >= cap
 
         def precharge_allowed(b, qi):
             """Whether a read/write-queue scan may precharge bank ``b`` for a queued miss of queue ``qi``: never
             while an activated request waits for the row (active buffer), nor, with the guard, while a queued
             request of ``qi`` still hits it, unless the row is capped."""
-            if active_buffer and lists[i_lists(b, 3 * Q_CMD + 2)] > 0:
+            if active_buffer and A[i_lists(b, 3 * Q_CMD + 2)] > 0:
                 return False
-            return not (par[P_GUARD] != 0 and bank[i_bank(b, B_HP0 + qi)] > 0 and not capped(b))
+            return not (A[o_par + P_GUARD] != 0 and A[i_bank(b, B_HP0 + qi)] > 0 and not capped(b))
 
         def due_mask(c0, t):
             """One pass over the bounds of the banks ``c0 ..`` of a channel: a mask with bit ``lb`` set where bank
@@ -655,7 +704,7 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             m = 0
             mn = INF
             for lb in range(banks_per_ch):
-                v = blb[U(c0 + lb)]
+                v = A[uo_blb + U(c0 + lb)]
                 d = v <= t
                 m |= np.int64(d) << lb
                 mn = min(mn, INF if d else v)
@@ -667,19 +716,19 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             its head's ACT / PRE where the scan would consider one."""
             uc = U(c)
             ub = U(b)
-            h = lists[i_lists(ub, 3 * Q_CMD)]
+            h = A[i_lists(ub, 3 * Q_CMD)]
             if h < 0:
                 return INF
-            orow = bank[i_bank(ub, B_ROW)]
+            orow = A[i_bank(ub, B_ROW)]
             lower = INF
-            if orow >= 0 and bank[i_bank(ub, B_HP2)] > 0:
+            if orow >= 0 and A[i_bank(ub, B_HP2)] > 0:
                 lower = ready(b, RD)
                 rw = ready(b, RD + 1)
                 if rw < lower:
                     lower = rw
-            if ent[i_ent(h, F_ROW)] != orow:
+            if A[i_ent(h, F_ROW)] != orow:
                 cmd = ACT if orow < 0 else PRE
-                if cmd == ACT or bank[i_bank(ub, B_HP2)] == 0 or capped(b):
+                if cmd == ACT or A[i_bank(ub, B_HP2)] == 0 or capped(b):
                     r = cmd_ready(b, cmd)
                     if r < lower:
                         lower = r
@@ -693,9 +742,9 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             t1 = t + 1
             if quiet <= t1 or write_mode_flips(c):
                 return t1
-            wm = chs[i_chs(uc, C_WMODE)]
-            for k in range(nab[i_nab(uc, wm)]):
-                if lists[i_lists(abk[i_abk(uc, wm, k)], 3 * Q_CMD + 2)] < par[P_BQD]:
+            wm = A[i_chs(uc, C_WMODE)]
+            for k in range(A[i_nab(uc, wm)]):
+                if A[i_lists(A[i_abk(uc, wm, k)], 3 * Q_CMD + 2)] < A[o_par + P_BQD]:
                     return t1
             return quiet
 
@@ -718,7 +767,7 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             uc = U(c)
             t1 = t + 1
             lower = INF
-            if nab[i_nab(uc, Q_CMD)] > BQ_FEW_BANKS and not wide:
+            if A[i_nab(uc, Q_CMD)] > BQ_FEW_BANKS and not wide:
                 # one pass over the channel's contiguous row of bounds; recompute only those not in the future
                 # (an idle bank's is INF; ``link`` voids it)
                 c0 = c * banks_per_ch
@@ -727,29 +776,29 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                     lb = trailing_zeros(stale)
                     stale &= stale - 1
                     r = bq_bank_bound(c, c0 + lb)
-                    blb[U(c0 + lb)] = r
+                    A[uo_blb + U(c0 + lb)] = r
                     if r < lower:
                         lower = r
-            elif nab[i_nab(uc, Q_CMD)] > BQ_FEW_BANKS:
+            elif A[i_nab(uc, Q_CMD)] > BQ_FEW_BANKS:
                 c0 = c * banks_per_ch
                 for lb in range(banks_per_ch):
                     ub = U(c0 + lb)
-                    r = blb[ub]
+                    r = A[uo_blb + ub]
                     if r <= t1:
                         r = bq_bank_bound(c, c0 + lb)
-                        blb[ub] = r
+                        A[uo_blb + ub] = r
                     if r < lower:
                         lower = r
             else:
-                for k in range(nab[i_nab(uc, Q_CMD)]):
-                    b = abk[i_abk(uc, Q_CMD, k)]
+                for k in range(A[i_nab(uc, Q_CMD)]):
+                    b = A[i_abk(uc, Q_CMD, k)]
                     r = bq_bank_bound(c, b)
-                    blb[U(b)] = r
+                    A[uo_blb + U(b)] = r
                     if r < lower:
                         lower = r
                         if lower <= t1:
                             break
-            chs[i_chs(uc, C_QUIET)] = lower
+            A[i_chs(uc, C_QUIET)] = lower
             return bq_next_look(c, t, lower)
 
         def quiet_until(c, t):
@@ -766,40 +815,40 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             """
             uc = U(c)
             t1 = t + 1
-            wm = chs[i_chs(uc, C_WMODE)]
-            if write_mode_flips(c) or nab[i_nab(uc, wm)] + nab[i_nab(uc, Q_CMD)] > QUIET_MAX_BANKS:
+            wm = A[i_chs(uc, C_WMODE)]
+            if write_mode_flips(c) or A[i_nab(uc, wm)] + A[i_nab(uc, Q_CMD)] > QUIET_MAX_BANKS:
                 return t1
             lower = INF
             for qq in (wm, Q_CMD):
-                for k in range(nab[i_nab(uc, qq)]):
-                    b = abk[i_abk(uc, qq, k)]
+                for k in range(A[i_nab(uc, qq)]):
+                    b = A[i_abk(uc, qq, k)]
                     ub = U(b)
-                    r = blb[ub]
+                    r = A[uo_blb + ub]
                     if r > t1:
                         if r < lower:
                             lower = r
                         continue
-                    orow = bank[i_bank(ub, B_ROW)]
+                    orow = A[i_bank(ub, B_ROW)]
                     if orow < 0:
                         r = cmd_ready(b, ACT)
                     else:
-                        hq = bank[i_bank(ub, B_HP0 + wm)]
+                        hq = A[i_bank(ub, B_HP0 + wm)]
                         r = INF
-                        if hq + bank[i_bank(ub, B_HP2)] > 0:
+                        if hq + A[i_bank(ub, B_HP2)] > 0:
                             r = ready(b, RD)
                             rw = ready(b, RD + 1)
                             if rw < r:
                                 r = rw
                         # a precharge is a candidate only for a queued miss that the scan's filters let through
                         # (active-buffer requests never precharge; see the read/write-queue scan in ``schedule``)
-                        if lists[i_lists(ub, 3 * wm + 2)] > hq and precharge_allowed(b, wm):
+                        if A[i_lists(ub, 3 * wm + 2)] > hq and precharge_allowed(b, wm):
                             rp = ready(b, PRE)
                             if rp < r:
                                 r = rp
-                    if orow < 0 or bank[i_bank(ub, B_HP0 + wm)] + bank[i_bank(ub, B_HP2)] == 0:
+                    if orow < 0 or A[i_bank(ub, B_HP0 + wm)] + A[i_bank(ub, B_HP2)] == 0:
                         # kept only for row commands (ACT, PRE): other banks' commands move them little,
                         # while every column command of the channel moves the column commands' bound
-                        blb[ub] = r
+                        A[uo_blb + ub] = r
                     if r < lower:
                         lower = r
                         if lower <= t1:
@@ -819,15 +868,15 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                 return t
             if write_mode_flips(c):
                 return t
-            wake = S[U(N_S) + uc]
-            wm = chs[i_chs(uc, C_WMODE)]
+            wake = A[uo_S + U(N_S) + uc]
+            wm = A[i_chs(uc, C_WMODE)]
             if w != wm:
                 return wake
             if bank_queues:
                 # per-bank command queues: the request waits in the transaction queue; it can move on (one
                 # transaction per cycle) only if its bank's command queue has room
-                return t if lists[i_lists(b, 3 * Q_CMD + 2)] < par[P_BQD] else wake
-            orow = bank[i_bank(b, B_ROW)]
+                return t if A[i_lists(b, 3 * Q_CMD + 2)] < A[o_par + P_BQD] else wake
+            orow = A[i_bank(b, B_ROW)]
             if orow == row:
                 r = ready(b, RD + w)
             elif orow < 0:
@@ -846,7 +895,7 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             ranked by their queue order (``F_SEQ``), which is what a scan of the whole queue would see.
             """
             uc = U(c)
-            sched = par[P_SCHED]
+            sched = A[o_par + P_SCHED]
             sep = separate_buses
             ab = active_buffer
             bq = bank_queues
@@ -854,40 +903,40 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             # ---- refresh waiting for this channel
             ref_block = False
             for u in range(c * units_per_ch, (c + 1) * units_per_ch):
-                if chs[i_chs(uc, C_REFPEND)] == 0:
+                if A[i_chs(uc, C_REFPEND)] == 0:
                     break
-                if ref[i_ref(u, U_PENDING)] == 0:
+                if A[i_ref(u, U_PENDING)] == 0:
                     continue
                 if ab:
                     b0, b1 = unit_banks(u)
                     busy = 0
                     for b in range(b0, b1):
-                        busy += lists[i_lists(b, 3 * Q_CMD + 2)]
+                        busy += A[i_lists(b, 3 * Q_CMD + 2)]
                     if busy > 0:  # Ramulator 2 lets activated requests finish, and nothing else starts
                         ref_block = True
                         continue
                 do_refresh(u, c, t)
             if not ab:
                 update_write_mode(c)
-            qi = chs[i_chs(c, C_WMODE)]
+            qi = A[i_chs(c, C_WMODE)]
             col_q = -1
             col_e = -1
             row_q = -1
             row_e = -1
             row_cmd = -1
-            S[S_SCAN_ID] += 1
-            scan = S[S_SCAN_ID]
+            A[o_S + S_SCAN_ID] += 1
+            scan = A[o_S + S_SCAN_ID]
             # with per-bank command queues, no command can issue before C_QUIET: the decision only moves
-            move_only = bq and chs[i_chs(uc, C_QUIET)] > t
+            move_only = bq and A[i_chs(uc, C_QUIET)] > t
             if bq and not move_only:
                 # DRAMSim3: per-bank command queues, visited round robin; in each, the first ready command.
                 # A precharge is only considered at the head of its queue, and only when no queued request
                 # still hits the open row or the row has served ``cap`` hits already.
-                rr = chs[i_chs(uc, C_RR)]
+                rr = A[i_chs(uc, C_RR)]
                 c0 = c * banks_per_ch
                 # with few busy bank queues, visit just those, in round-robin order (the next one is the
                 # busy bank at the least distance past the last visited): the rest would be skipped as empty
-                n_busy = nab[i_nab(uc, Q_CMD)]
+                n_busy = A[i_nab(uc, Q_CMD)]
                 few = n_busy <= BQ_FEW_BANKS
                 n_visit = n_busy
                 visit = 0
@@ -915,8 +964,8 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                     n_visit = 0
                     lb = rr
                     for k in range(banks_per_ch):
-                        v = blb[U(c0 + lb)]
-                        qord[i_qord(uc, 0, n_visit)] = lb
+                        v = A[uo_blb + U(c0 + lb)]
+                        A[i_qord(uc, 0, n_visit)] = lb
                         if timeout_rows or v <= t:
                             n_visit += 1
                         elif v < mn:
@@ -936,7 +985,7 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                     if few:
                         nd = banks_per_ch
                         for j in range(n_busy):
-                            d = abk[i_abk(uc, Q_CMD, j)] - c0 - rr
+                            d = A[i_abk(uc, Q_CMD, j)] - c0 - rr
                             if d < 0:
                                 d += banks_per_ch
                             if dist < d < nd:
@@ -946,7 +995,7 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                         if lb >= banks_per_ch:  # (rr + nd) % banks_per_ch without a division
                             lb -= banks_per_ch
                     elif wide:
-                        lb = qord[i_qord(uc, 0, k - 1)]
+                        lb = A[i_qord(uc, 0, k - 1)]
                     else:
                         lb = rr + trailing_zeros(visit)
                         visit &= visit - 1
@@ -954,37 +1003,37 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                             lb -= banks_per_ch
                     b = c0 + lb
                     ub = U(b)
-                    h = lists[i_lists(ub, 3 * Q_CMD)]
+                    h = A[i_lists(ub, 3 * Q_CMD)]
                     if h < 0:
-                        blb[ub] = INF  # no candidate until a transaction joins (``link`` voids the bound)
+                        A[uo_blb + ub] = INF  # no candidate until a transaction joins (``link`` voids the bound)
                         continue
                     if timeout_rows:
                         timeout_close(c, b, t)
-                    if blb[ub] > t:
+                    if A[uo_blb + ub] > t:
                         # no candidate of this bank can issue before its bound: skip the look-ups
-                        if blb[ub] < mn:
-                            mn = blb[ub]
+                        if A[uo_blb + ub] < mn:
+                            mn = A[uo_blb + ub]
                         continue
-                    orow = bank[i_bank(ub, B_ROW)]
+                    orow = A[i_bank(ub, B_ROW)]
                     ec = -1
                     er = -1
                     ecmd = -1
                     bmn = INF
-                    if orow >= 0 and bank[i_bank(ub, B_HP2)] > 0:
+                    if orow >= 0 and A[i_bank(ub, B_HP2)] > 0:
                         e = h
                         while e >= 0:
-                            if ent[i_ent(e, F_ROW)] == orow:
-                                cmd = RD + ent[i_ent(e, F_WRITE)]
+                            if A[i_ent(e, F_ROW)] == orow:
+                                cmd = RD + A[i_ent(e, F_WRITE)]
                                 r = memo_ready(b, cmd, scan)
                                 if r <= t:
                                     ec = e
                                     break
                                 if r < bmn:
                                     bmn = r
-                            e = ent[i_ent(e, F_NEXT)]
-                    if ent[i_ent(h, F_ROW)] != orow:
+                            e = A[i_ent(e, F_NEXT)]
+                    if A[i_ent(h, F_ROW)] != orow:
                         cmd = ACT if orow < 0 else PRE
-                        if cmd == ACT or bank[i_bank(ub, B_HP2)] == 0 or capped(b):
+                        if cmd == ACT or A[i_bank(ub, B_HP2)] == 0 or capped(b):
                             r = memo_ready(b, cmd, scan)
                             if r <= t:
                                 er = h
@@ -994,7 +1043,7 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                     if bmn < mn:
                         mn = bmn
                     if ec < 0 and er < 0:
-                        blb[ub] = bmn  # none ready: its earliest candidate bounds it until it changes
+                        A[uo_blb + ub] = bmn  # none ready: its earliest candidate bounds it until it changes
                     if sep:
                         if col_e < 0 and ec >= 0:
                             col_q, col_e = Q_CMD, ec
@@ -1003,28 +1052,28 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                         if col_e >= 0 and row_e >= 0:
                             break
                     elif ec >= 0 or er >= 0:
-                        if ec >= 0 and (er < 0 or ent[i_ent(ec, F_SEQ)] < ent[i_ent(er, F_SEQ)]):
+                        if ec >= 0 and (er < 0 or A[i_ent(ec, F_SEQ)] < A[i_ent(er, F_SEQ)]):
                             col_q, col_e = Q_CMD, ec
                         else:
                             row_q, row_e, row_cmd = Q_CMD, er, ecmd
-                        chs[i_chs(uc, C_RR)] = (lb + 1) % banks_per_ch
+                        A[i_chs(uc, C_RR)] = (lb + 1) % banks_per_ch
                         break
             elif not bq:
                 found = False
                 if ab:
                     # Ramulator 2: requests that already activated their row are served first (oldest ready)
-                    for k in range(nab[i_nab(uc, 3 + Q_CMD)], nab[i_nab(uc, 6 + Q_CMD)]):
-                        v = qord[i_qord(uc, Q_CMD, k)]
+                    for k in range(A[i_nab(uc, 3 + Q_CMD)], A[i_nab(uc, 6 + Q_CMD)]):
+                        v = A[i_qord(uc, Q_CMD, k)]
                         e = v & QMASK
                         b = v >> QSHIFT
                         ub = U(b)
-                        if blb[ub] > t:
-                            if blb[ub] < mn:
-                                mn = blb[ub]
+                        if A[uo_blb + ub] > t:
+                            if A[uo_blb + ub] < mn:
+                                mn = A[uo_blb + ub]
                             continue
-                        orow = bank[i_bank(ub, B_ROW)]
-                        if orow == ent[i_ent(e, F_ROW)]:
-                            cmd = RD + ent[i_ent(e, F_WRITE)]
+                        orow = A[i_bank(ub, B_ROW)]
+                        if orow == A[i_ent(e, F_ROW)]:
+                            cmd = RD + A[i_ent(e, F_WRITE)]
                         elif orow < 0:
                             cmd = ACT  # refresh closed the row under an activated request: activate again
                         else:
@@ -1041,7 +1090,7 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                             # for FCFS, whose scan stops at a bank it skips on its bound but passes over a
                             # request that may not precharge.
                             ro = memo_ready(b, RD + WR - cmd, scan)
-                            blb[ub] = r if r < ro else ro
+                            A[uo_blb + ub] = r if r < ro else ro
                         if r <= t:
                             if cmd >= RD:
                                 if col_e < 0:
@@ -1056,10 +1105,10 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                     if not found:
                         # Ramulator 2 revisits the read/write mode only when no activated request was ready
                         update_write_mode(c)
-                        qi = chs[i_chs(c, C_WMODE)]
+                        qi = A[i_chs(c, C_WMODE)]
                 if not ref_block and (not found or (sep and (col_e < 0 or row_e < 0))) and \
                         sched != SCHED_FCFS and sched != SCHED_FIRST_READY and not timeout_rows and \
-                        qlen[i_qlen(qi, uc)] >= BY_BANK_MIN_PER_BANK * nab[i_nab(uc, qi)]:
+                        A[i_qlen(qi, uc)] >= BY_BANK_MIN_PER_BANK * A[i_nab(uc, qi)]:
                     # FR-FCFS's scan below, bank by bank. All of a bank's row hits need the same command, and
                     # so do all of its other requests, and the filters are the bank's own: each bank offers its
                     # oldest row hit (if the cap lets one through: only a hit older than the bank's oldest
@@ -1079,28 +1128,28 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                     br_cmd = -1
                     need_c = col_e < 0
                     need_r = row_e < 0
-                    for k in range(nab[i_nab(uc, qi)]):
-                        b = abk[i_abk(uc, qi, k)]
+                    for k in range(A[i_nab(uc, qi)]):
+                        b = A[i_abk(uc, qi, k)]
                         ub = U(b)
-                        if blb[ub] > t:
-                            if blb[ub] < mn:
-                                mn = blb[ub]
+                        if A[uo_blb + ub] > t:
+                            if A[uo_blb + ub] < mn:
+                                mn = A[uo_blb + ub]
                             continue
-                        orow = bank[i_bank(ub, B_ROW)]
-                        h = lists[i_lists(ub, 3 * qi)]
-                        hp = bank[i_bank(ub, B_HP0 + qi)]
-                        if need_c and hp > 0 and not (capped(b) and ent[i_ent(h, F_ROW)] != orow):
+                        orow = A[i_bank(ub, B_ROW)]
+                        h = A[i_lists(ub, 3 * qi)]
+                        hp = A[i_bank(ub, B_HP0 + qi)]
+                        if need_c and hp > 0 and not (capped(b) and A[i_ent(h, F_ROW)] != orow):
                             r = memo_ready(b, RD + qi, scan)
                             if r <= t:
                                 e = h
-                                while ent[i_ent(e, F_ROW)] != orow:
-                                    e = ent[i_ent(e, F_NEXT)]
-                                if ent[i_ent(e, F_SEQ)] < bc_seq:
-                                    bc_seq = ent[i_ent(e, F_SEQ)]
+                                while A[i_ent(e, F_ROW)] != orow:
+                                    e = A[i_ent(e, F_NEXT)]
+                                if A[i_ent(e, F_SEQ)] < bc_seq:
+                                    bc_seq = A[i_ent(e, F_SEQ)]
                                     bc = e
                             elif r < mn:
                                 mn = r
-                        if need_r and lists[i_lists(ub, 3 * qi + 2)] > hp:
+                        if need_r and A[i_lists(ub, 3 * qi + 2)] > hp:
                             if orow < 0:
                                 cmd = ACT
                             else:
@@ -1111,10 +1160,10 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                             keep_row_bound(b, qi, cmd, r, t)
                             if r <= t:
                                 e = h
-                                while ent[i_ent(e, F_ROW)] == orow:
-                                    e = ent[i_ent(e, F_NEXT)]
-                                if ent[i_ent(e, F_SEQ)] < br_seq:
-                                    br_seq = ent[i_ent(e, F_SEQ)]
+                                while A[i_ent(e, F_ROW)] == orow:
+                                    e = A[i_ent(e, F_NEXT)]
+                                if A[i_ent(e, F_SEQ)] < br_seq:
+                                    br_seq = A[i_ent(e, F_SEQ)]
                                     br = e
                                     br_cmd = cmd
                             elif r < mn:
@@ -1125,29 +1174,29 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                     if br >= 0:
                         row_q, row_e, row_cmd = qi, br, br_cmd
                 elif not ref_block and (not found or (sep and (col_e < 0 or row_e < 0))):
-                    for k in range(nab[i_nab(uc, 3 + qi)], nab[i_nab(uc, 6 + qi)]):
-                        v = qord[i_qord(uc, qi, k)]
+                    for k in range(A[i_nab(uc, 3 + qi)], A[i_nab(uc, 6 + qi)]):
+                        v = A[i_qord(uc, qi, k)]
                         e = v & QMASK
                         b = v >> QSHIFT
                         ub = U(b)
                         if timeout_rows:
                             timeout_close(c, b, t)
-                        if blb[ub] > t:
-                            if blb[ub] < mn:
-                                mn = blb[ub]
+                        if A[uo_blb + ub] > t:
+                            if A[uo_blb + ub] < mn:
+                                mn = A[uo_blb + ub]
                             if sched == SCHED_FCFS:
                                 break
                             continue
-                        orow = bank[i_bank(ub, B_ROW)]
-                        if orow == ent[i_ent(e, F_ROW)]:
+                        orow = A[i_bank(ub, B_ROW)]
+                        if orow == A[i_ent(e, F_ROW)]:
                             cmd = RD + qi
-                            if capped(b) and lists[i_lists(ub, L_MISS_SCAN)] == scan:
+                            if capped(b) and A[i_lists(ub, L_MISS_SCAN)] == scan:
                                 # FR-FCFS cap: an older miss to this bank has waited long enough
                                 continue
                             if sep and col_e >= 0:
                                 continue
                         else:
-                            lists[i_lists(ub, L_MISS_SCAN)] = scan
+                            A[i_lists(ub, L_MISS_SCAN)] = scan
                             if sep and row_e >= 0:
                                 continue
                             if orow < 0:
@@ -1175,16 +1224,16 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                             break
             issued = False
             if col_e >= 0:
-                cb = ent[i_ent(col_e, F_BANK)]
+                cb = A[i_ent(col_e, F_BANK)]
                 issue_col(c, col_q, col_e, t)
                 issued = True
                 if row_e >= 0 and sep:
                     # the column command may have changed what the row candidate needs
-                    rb = ent[i_ent(row_e, F_BANK)]
+                    rb = A[i_ent(row_e, F_BANK)]
                     if rb == cb:
-                        orow = bank[i_bank(rb, B_ROW)]
-                        if orow == ent[i_ent(row_e, F_ROW)]:
-                            now = RD + ent[i_ent(row_e, F_WRITE)]
+                        orow = A[i_bank(rb, B_ROW)]
+                        if orow == A[i_ent(row_e, F_ROW)]:
+                            now = RD + A[i_ent(row_e, F_WRITE)]
                         else:
                             now = ACT if orow < 0 else PRE
                         if now != row_cmd:
@@ -1200,32 +1249,32 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                 src = qi
                 best = -1
                 best_seq = INF
-                for k in range(nab[i_nab(uc, src)]):
-                    b = abk[i_abk(uc, src, k)]
-                    if lists[i_lists(b, 3 * Q_CMD + 2)] < par[P_BQD]:
-                        h = lists[i_lists(b, 3 * src)]
-                        if ent[i_ent(h, F_SEQ)] < best_seq:
-                            best_seq = ent[i_ent(h, F_SEQ)]
+                for k in range(A[i_nab(uc, src)]):
+                    b = A[i_abk(uc, src, k)]
+                    if A[i_lists(b, 3 * Q_CMD + 2)] < A[o_par + P_BQD]:
+                        h = A[i_lists(b, 3 * src)]
+                        if A[i_ent(h, F_SEQ)] < best_seq:
+                            best_seq = A[i_ent(h, F_SEQ)]
                             best = h
                 if best >= 0:
-                    b = ent[i_ent(best, F_BANK)]
+                    b = A[i_ent(best, F_BANK)]
                     unlink(c, src, best)
-                    ent[i_ent(best, F_SEQ)] = S[S_SEQ]
-                    S[S_SEQ] += 1
+                    A[i_ent(best, F_SEQ)] = A[o_S + S_SEQ]
+                    A[o_S + S_SEQ] += 1
                     link(c, Q_CMD, best)
-                    if bank[i_bank(b, B_ROW)] == ent[i_ent(best, F_ROW)]:
-                        bank[i_bank(b, B_HP0 + src)] -= 1
-                        bank[i_bank(b, B_HP2)] += 1
-                    S[S_FREED] = 1
+                    if A[i_bank(b, B_ROW)] == A[i_ent(best, F_ROW)]:
+                        A[i_bank(b, B_HP0 + src)] -= 1
+                        A[i_bank(b, B_HP2)] += 1
+                    A[o_S + S_FREED] = 1
                     moved = b
             if move_only:
                 # nothing could issue; a moved transaction adds its bank's candidates to the bound
                 if moved >= 0:
                     r = bq_bank_bound(c, moved)
-                    blb[U(moved)] = r
-                    if r < chs[i_chs(uc, C_QUIET)]:
-                        chs[i_chs(uc, C_QUIET)] = r
-                return bq_next_look(c, t, chs[i_chs(uc, C_QUIET)])
+                    A[uo_blb + U(moved)] = r
+                    if r < A[i_chs(uc, C_QUIET)]:
+                        A[i_chs(uc, C_QUIET)] = r
+                return bq_next_look(c, t, A[i_chs(uc, C_QUIET)])
             if issued or moved >= 0:
                 if not timeout_rows:
                     if not bq:
@@ -1237,24 +1286,24 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
 
 
         i = 0
-        t = S[S_T]
+        t = A[o_S + S_T]
         while True:
             # ---- 1. retire reads whose data returned in an earlier cycle (the front end sees a completion
             #         one cycle after the data, as in the reference replays: QD1 issues back to back + 1 cycle)
-            while S[S_FIFO_HEAD] < S[S_FIFO_TAIL]:
-                h = S[S_FIFO_HEAD] & fifo_mask
-                if fifo[i_fifo(h, 0)] >= t:
+            while A[o_S + S_FIFO_HEAD] < A[o_S + S_FIFO_TAIL]:
+                h = A[o_S + S_FIFO_HEAD] & fifo_mask
+                if A[i_fifo(h, 0)] >= t:
                     break
-                tx_done(fifo[i_fifo(h, 1)], fifo[i_fifo(h, 0)])
-                S[S_FIFO_HEAD] += 1
+                tx_done(A[i_fifo(h, 1)], A[i_fifo(h, 0)])
+                A[o_S + S_FIFO_HEAD] += 1
             # ---- 2. front end: accept requests in order until one is refused
-            S[S_FE_BLOCK] = FE_NONE
+            A[o_S + S_FE_BLOCK] = FE_NONE
             while i < n_req:
                 if req_arrival[i] > t:
-                    S[S_FE_BLOCK] = FE_ARRIVAL
+                    A[o_S + S_FE_BLOCK] = FE_ARRIVAL
                     break
-                if qd > 0 and S[S_OUTSTANDING] >= qd:
-                    S[S_FE_BLOCK] = FE_QD
+                if qd > 0 and A[o_S + S_OUTSTANDING] >= qd:
+                    A[o_S + S_FE_BLOCK] = FE_QD
                     break
                 w = req_write[i]
                 qcap = qcap1 if w else qcap0
@@ -1265,112 +1314,112 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
                     for k2 in range(k):
                         if tx_ch[U(i * tx_per + k2)] == c:
                             need += 1
-                    if qlen[i_qlen(w, c)] + need > qcap:
+                    if A[i_qlen(w, c)] + need > qcap:
                         ok = False
                         break
                 if not ok:
-                    S[S_FE_BLOCK] = FE_QUEUE
-                    S[S_FE_RETRY] = INF
+                    A[o_S + S_FE_BLOCK] = FE_QUEUE
+                    A[o_S + S_FE_RETRY] = INF
                     break
-                if S[S_FREE_TOP] == 0:  # cannot happen: the ring holds more slots than can be in flight
-                    S[S_FE_BLOCK] = FE_QD
+                if A[o_S + S_FREE_TOP] == 0:  # cannot happen: the ring holds more slots than can be in flight
+                    A[o_S + S_FE_BLOCK] = FE_QD
                     break
-                gid = S[S_NEXT_GID]
-                S[S_FREE_TOP] -= 1
-                slot = ring[i_ring(S[S_FREE_TOP], R_FREE)]
-                ring[i_ring(slot, R_ACCEPT)] = t
-                ring[i_ring(slot, R_REMAIN)] = tx_per
-                ring[i_ring(slot, R_DONE)] = t
-                ring[i_ring(slot, R_WRITE)] = w
-                ring[i_ring(slot, R_GID)] = gid
-                S[S_NEXT_GID] += 1
-                S[S_OUTSTANDING] += 1
-                S[S_ACCEPTED] += 1
-                posted = w != 0 and par[P_POSTED] != 0
+                gid = A[o_S + S_NEXT_GID]
+                A[o_S + S_FREE_TOP] -= 1
+                slot = A[i_ring(A[o_S + S_FREE_TOP], R_FREE)]
+                A[i_ring(slot, R_ACCEPT)] = t
+                A[i_ring(slot, R_REMAIN)] = tx_per
+                A[i_ring(slot, R_DONE)] = t
+                A[i_ring(slot, R_WRITE)] = w
+                A[i_ring(slot, R_GID)] = gid
+                A[o_S + S_NEXT_GID] += 1
+                A[o_S + S_OUTSTANDING] += 1
+                A[o_S + S_ACCEPTED] += 1
+                posted = w != 0 and A[o_par + P_POSTED] != 0
                 for k in range(tx_per):
                     x = i * tx_per + k
                     c = tx_ch[x]
                     b = tx_bank[U(x)]
                     row = tx_row[U(x)]
-                    if w == 0 and par[P_FWD] != 0:
+                    if w == 0 and A[o_par + P_FWD] != 0:
                         # a pending write to the same address is in this bank's write list (or, with per-bank
                         # command queues, possibly already in the bank's command queue)
                         hit_wq = False
-                        j = lists[i_lists(b, 3 * Q_WRITE)]
+                        j = A[i_lists(b, 3 * Q_WRITE)]
                         while j >= 0:
-                            if ent[i_ent(j, F_ADDR)] == tx_addr[U(x)]:
+                            if A[i_ent(j, F_ADDR)] == tx_addr[U(x)]:
                                 hit_wq = True
                                 break
-                            j = ent[i_ent(j, F_NEXT)]
-                        if not hit_wq and bank_queues and chs[i_chs(c, C_CMDW)] > 0:
-                            j = lists[i_lists(b, 3 * Q_CMD)]
+                            j = A[i_ent(j, F_NEXT)]
+                        if not hit_wq and bank_queues and A[i_chs(c, C_CMDW)] > 0:
+                            j = A[i_lists(b, 3 * Q_CMD)]
                             while j >= 0:
-                                if ent[i_ent(j, F_WRITE)] != 0 and ent[i_ent(j, F_ADDR)] == tx_addr[U(x)]:
+                                if A[i_ent(j, F_WRITE)] != 0 and A[i_ent(j, F_ADDR)] == tx_addr[U(x)]:
                                     hit_wq = True
                                     break
-                                j = ent[i_ent(j, F_NEXT)]
+                                j = A[i_ent(j, F_NEXT)]
                         if hit_wq:
-                            chs[i_chs(c, C_FWD)] += 1
+                            A[i_chs(c, C_FWD)] += 1
                             tx_done(slot, t)
                             continue
                     if timeout_rows:
                         timeout_close(c, b, t)
-                    chs[i_chs(c, C_NFREE)] -= 1
-                    e = freel[i_freel(c, chs[i_chs(c, C_NFREE)])]
-                    ent[i_ent(e, F_BANK)] = b
-                    ent[i_ent(e, F_ROW)] = row
-                    ent[i_ent(e, F_ADDR)] = tx_addr[U(x)]
-                    ent[i_ent(e, F_SLOT)] = -1 if posted else slot
-                    ent[i_ent(e, F_FLAGS)] = 0
-                    ent[i_ent(e, F_WRITE)] = w
-                    ent[i_ent(e, F_SEQ)] = S[S_SEQ]
-                    S[S_SEQ] += 1
+                    A[i_chs(c, C_NFREE)] -= 1
+                    e = A[i_freel(c, A[i_chs(c, C_NFREE)])]
+                    A[i_ent(e, F_BANK)] = b
+                    A[i_ent(e, F_ROW)] = row
+                    A[i_ent(e, F_ADDR)] = tx_addr[U(x)]
+                    A[i_ent(e, F_SLOT)] = -1 if posted else slot
+                    A[i_ent(e, F_FLAGS)] = 0
+                    A[i_ent(e, F_WRITE)] = w
+                    A[i_ent(e, F_SEQ)] = A[o_S + S_SEQ]
+                    A[o_S + S_SEQ] += 1
                     link(c, w, e)
-                    S[S_QUEUED] += 1
-                    if bank[i_bank(b, B_ROW)] == row:
-                        bank[i_bank(b, B_HP0 + w)] += 1
-                    if S[U(N_S) + U(c)] > t:
-                        S[U(N_S) + U(c)] = arrival_wake(c, b, row, w, t)
-                if posted and ring[i_ring(slot, R_REMAIN)] > 0:
-                    ring[i_ring(slot, R_REMAIN)] = 1
+                    A[o_S + S_QUEUED] += 1
+                    if A[i_bank(b, B_ROW)] == row:
+                        A[i_bank(b, B_HP0 + w)] += 1
+                    if A[uo_S + U(N_S) + U(c)] > t:
+                        A[uo_S + U(N_S) + U(c)] = arrival_wake(c, b, row, w, t)
+                if posted and A[i_ring(slot, R_REMAIN)] > 0:
+                    A[i_ring(slot, R_REMAIN)] = 1
                     tx_done(slot, t)
                 i += 1
             if i >= n_req and not final:
                 break  # the next chunk's requests are offered in this same cycle, before anything else happens
             # ---- 3. refresh falling due
-            if n_units > 0 and S[S_REF_MIN] <= t:
+            if n_units > 0 and A[o_S + S_REF_MIN] <= t:
                 m = INF
                 for u in range(n_units):
-                    if ref[i_ref(u, U_PENDING)] == 0 and ref[i_ref(u, U_DUE)] <= t:
-                        ref[i_ref(u, U_PENDING)] = 1
-                        S[N_S + u // units_per_ch] = t
-                        chs[i_chs(u // units_per_ch, C_REFPEND)] += 1
-                    if ref[i_ref(u, U_PENDING)] == 0 and ref[i_ref(u, U_DUE)] < m:
-                        m = ref[i_ref(u, U_DUE)]
-                S[S_REF_MIN] = m
+                    if A[i_ref(u, U_PENDING)] == 0 and A[i_ref(u, U_DUE)] <= t:
+                        A[i_ref(u, U_PENDING)] = 1
+                        A[o_S + N_S + u // units_per_ch] = t
+                        A[i_chs(u // units_per_ch, C_REFPEND)] += 1
+                    if A[i_ref(u, U_PENDING)] == 0 and A[i_ref(u, U_DUE)] < m:
+                        m = A[i_ref(u, U_DUE)]
+                A[o_S + S_REF_MIN] = m
             # ---- 4. controllers
-            S[S_FREED] = 0
+            A[o_S + S_FREED] = 0
             refresh_done = False
             for c in range(nch):
-                if S[U(N_S) + U(c)] > t:
+                if A[uo_S + U(N_S) + U(c)] > t:
                     continue
-                pend_before = chs[i_chs(c, C_REFPEND)]
-                S[U(N_S) + U(c)] = schedule(c, t)
-                pend_after = chs[i_chs(c, C_REFPEND)]
-                if pend_after > 0 and S[U(N_S) + U(c)] > t + 1:
-                    S[U(N_S) + U(c)] = t + 1  # a waiting refresh is re-examined every cycle
+                pend_before = A[i_chs(c, C_REFPEND)]
+                A[uo_S + U(N_S) + U(c)] = schedule(c, t)
+                pend_after = A[i_chs(c, C_REFPEND)]
+                if pend_after > 0 and A[uo_S + U(N_S) + U(c)] > t + 1:
+                    A[uo_S + U(N_S) + U(c)] = t + 1  # a waiting refresh is re-examined every cycle
                 if pend_after != pend_before:
                     refresh_done = True
             if refresh_done:
                 m = INF
                 for u in range(n_units):
-                    if ref[i_ref(u, U_PENDING)] == 0 and ref[i_ref(u, U_DUE)] < m:
-                        m = ref[i_ref(u, U_DUE)]
-                S[S_REF_MIN] = m
-            if S[S_FREED] != 0 and S[S_FE_BLOCK] == FE_QUEUE:
-                S[S_FE_RETRY] = t + 1
+                    if A[i_ref(u, U_PENDING)] == 0 and A[i_ref(u, U_DUE)] < m:
+                        m = A[i_ref(u, U_DUE)]
+                A[o_S + S_REF_MIN] = m
+            if A[o_S + S_FREED] != 0 and A[o_S + S_FE_BLOCK] == FE_QUEUE:
+                A[o_S + S_FE_RETRY] = t + 1
             # ---- 5. done?
-            if i >= n_req and S[S_QUEUED] == 0 and S[S_FIFO_HEAD] == S[S_FIFO_TAIL]:
+            if i >= n_req and A[o_S + S_QUEUED] == 0 and A[o_S + S_FIFO_HEAD] == A[o_S + S_FIFO_TAIL]:
                 if timeout_rows:
                     # count the precharges of rows that timed out (before now) after the last look at their bank
                     for b in range(n_banks):
@@ -1379,30 +1428,30 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
             # ---- 6. next event time
             nt = INF
             for c in range(nch):
-                if S[U(N_S) + U(c)] < nt:
-                    nt = S[U(N_S) + U(c)]
-            blk = S[S_FE_BLOCK]
+                if A[uo_S + U(N_S) + U(c)] < nt:
+                    nt = A[uo_S + U(N_S) + U(c)]
+            blk = A[o_S + S_FE_BLOCK]
             if i < n_req:
                 if blk == FE_QUEUE:
-                    if S[S_FE_RETRY] < nt:
-                        nt = S[S_FE_RETRY]
+                    if A[o_S + S_FE_RETRY] < nt:
+                        nt = A[o_S + S_FE_RETRY]
                 elif blk == FE_ARRIVAL:
                     if req_arrival[i] < nt:
                         nt = req_arrival[i]
-            if blk == FE_QD and S[S_OUTSTANDING] < qd and t + 1 < nt:
+            if blk == FE_QD and A[o_S + S_OUTSTANDING] < qd and t + 1 < nt:
                 nt = t + 1  # a write completed as it issued: the front end takes the next request next cycle
-            if (blk == FE_QD or (i >= n_req and S[S_QUEUED] == 0)) and S[S_FIFO_HEAD] < S[S_FIFO_TAIL]:
-                ft = fifo[i_fifo(S[S_FIFO_HEAD] & fifo_mask, 0)] + 1
+            if (blk == FE_QD or (i >= n_req and A[o_S + S_QUEUED] == 0)) and A[o_S + S_FIFO_HEAD] < A[o_S + S_FIFO_TAIL]:
+                ft = A[i_fifo(A[o_S + S_FIFO_HEAD] & fifo_mask, 0)] + 1
                 if ft < nt:
                     nt = ft
             if nt >= INF:
                 break  # nothing can happen any more (only when the chunk is exhausted)
-            if n_units > 0 and S[S_REF_MIN] < nt:
-                nt = S[S_REF_MIN]
+            if n_units > 0 and A[o_S + S_REF_MIN] < nt:
+                nt = A[o_S + S_REF_MIN]
             if nt <= t:
                 nt = t + 1
             t = nt
-        S[S_T] = t
+        A[o_S + S_T] = t
         return i
 
     return run_chunk
@@ -1436,28 +1485,32 @@ def structure_key(par) -> tuple[int, int, int, int, int]:
 
 def kernel_for(par, *, generic: bool = False):
     """The compiled :func:`run_chunk` for ``par``: specialised to its structure where that is one of
-    ``SPECIALISED`` (unless ``generic``), else the generic kernel. Each is built once per process."""
+    ``SPECIALISED`` (unless ``generic``), else the generic kernel. Each is built once per process.
+
+    Returned as a wrapper that takes a :class:`memsim.dram.engine.KernelState` in place of the arena and
+    the recorded completion cycles, and runs the build for the state's region capacity; the build for
+    ``ARENA_LOG2`` is the wrapper's ``jitted`` attribute."""
     key = structure_key(par)
     if generic or key not in SPECIALISED:
         key = GENERIC
+    return _kernel(key + (ARENA_LOG2,))
+
+
+def _kernel(key):
     k = _KERNELS.get(key)
     if k is None:
-        k = _KERNELS[key] = _flattening(_build_kernel(*key))
+        k = _KERNELS[key] = _on_arena(key, _build_kernel(*key))
     return k
 
 
-def _flattening(jitted):
-    """``jitted`` called with the state arrays that it indexes flat (the ``i_*`` helpers of
-    :func:`_build_kernel`) as 1-D views: the engine keeps them in their natural shapes. The compiled
-    function is the wrapper's ``jitted`` attribute."""
-    def run_chunk(par, rules, nob, lvl_base, lvl_fan, tx_ch, tx_bank, tx_row, tx_addr, req_write, req_arrival,
-                  qd, final, S, nxt, faw, faw_pos, bank, blb, ent, lists, abk, nab, qord, qlen, freel, chs, ref,
-                  ring, fifo, hist, out_done, bank_stats):
-        return jitted(par, rules.reshape(-1), nob.reshape(-1), lvl_base, lvl_fan, tx_ch, tx_bank, tx_row, tx_addr,
-                      req_write, req_arrival, qd, final, S, nxt.reshape(-1), faw.reshape(-1), faw_pos,
-                      bank.reshape(-1), blb, ent.reshape(-1), lists.reshape(-1), abk.reshape(-1), nab.reshape(-1),
-                      qord.reshape(-1), qlen.reshape(-1), freel.reshape(-1), chs.reshape(-1), ref.reshape(-1),
-                      ring.reshape(-1), fifo.reshape(-1), hist, out_done, bank_stats.reshape(-1))
+def _on_arena(key, jitted):
+    """``jitted`` (built for ``key``) called on a kernel state's arena, or the build for the state's region
+    capacity where that is another."""
+    def run_chunk(st, tx_ch, tx_bank, tx_row, tx_addr, req_write, req_arrival, qd, final):
+        if st.region_log2 != key[-1]:
+            return _kernel(key[:-1] + (st.region_log2,))(st, tx_ch, tx_bank, tx_row, tx_addr, req_write,
+                                                          req_arrival, qd, final)
+        return jitted(st.arena, tx_ch, tx_bank, tx_row, tx_addr, req_write, req_arrival, qd, final, st.out_done)
     run_chunk.jitted = jitted
     run_chunk.__doc__ = jitted.__doc__
     return run_chunk
