@@ -191,19 +191,15 @@ def _build_kernel(k_bank_queues, k_active_buffer, k_separate_buses, k_timeout_ro
     """
 
     k_layout = TIMING_LAYOUT
-    # the arena's region offsets, constants of the build (Numba freezes the closure's integers)
+    # the arena's region offsets, constants of the build (Numba freezes the closure's integers): signed where
+    # the index is signed, unsigned (``uo_``) for the index helpers, which index with ``U``: one IR value fewer
+    # per access than a conversion at each access, and Numba's compile time grows with the IR's values
     o = arena_offsets(k_region_log2)
-    o_S, o_par, o_rules, o_nob, o_lvl_base, o_lvl_fan = o["S"], o["par"], o["rules"], o["nob"], o["lvl_base"], o["lvl_fan"]
-    o_dims, o_nxt, o_faw, o_faw_pos, o_bank, o_blb = o["dims"], o["nxt"], o["faw"], o["faw_pos"], o["bank"], o["blb"]
-    o_chs, o_nab, o_qlen, o_abk, o_qord, o_ent = o["chs"], o["nab"], o["qlen"], o["abk"], o["qord"], o["ent"]
-    o_lists, o_freel, o_ref, o_ring, o_fifo = o["lists"], o["freel"], o["ref"], o["ring"], o["fifo"]
-    o_bank_stats, o_hist = o["bank_stats"], o["hist"]
-    # the same as unsigned constants, for the index helpers (which index with ``U``): one IR value fewer
-    # per access than a conversion at the access, and Numba's compile time grows with the IR's values
-    uo_S, uo_blb, uo_faw_pos, uo_par = (U(o[k]) for k in ("S", "blb", "faw_pos", "par"))
-    uo_rules, uo_nob, uo_nxt, uo_faw, uo_bank, uo_chs = (U(o[k]) for k in ("rules", "nob", "nxt", "faw", "bank", "chs"))
-    uo_nab, uo_qlen, uo_abk, uo_qord, uo_ent, uo_lists = (U(o[k]) for k in ("nab", "qlen", "abk", "qord", "ent", "lists"))
-    uo_freel, uo_ref, uo_ring, uo_fifo, uo_bank_stats, uo_hist = (U(o[k]) for k in ("freel", "ref", "ring", "fifo", "bank_stats", "hist"))
+    o_S, o_par, o_lvl_base, o_lvl_fan, o_dims, o_blb = (o[k] for k in ("S", "par", "lvl_base", "lvl_fan", "dims", "blb"))
+    uo_S, uo_par, uo_blb, uo_faw_pos, uo_rules, uo_nob = (U(o[k]) for k in ("S", "par", "blb", "faw_pos", "rules", "nob"))
+    uo_nxt, uo_faw, uo_bank, uo_chs, uo_nab, uo_qlen = (U(o[k]) for k in ("nxt", "faw", "bank", "chs", "nab", "qlen"))
+    uo_abk, uo_qord, uo_ent, uo_lists, uo_freel, uo_ref = (U(o[k]) for k in ("abk", "qord", "ent", "lists", "freel", "ref"))
+    uo_ring, uo_fifo, uo_bank_stats, uo_hist = (U(o[k]) for k in ("ring", "fifo", "bank_stats", "hist"))
 
     # ``_nrt=False``: compiled without Numba's reference counting. The kernel allocates nothing (every array
     # is passed in and outlives the call), so the counts guard nothing, yet the closures below paid an
